@@ -1,0 +1,49 @@
+//! `gatehouse-echo`: the backend every test routes to. Answers each request
+//! with JSON naming its service, pod and node, and echoing what it received.
+//!
+//! Query parameters shape the answer: `status=NNN` sets the status code,
+//! `delay_ms=N` waits before answering (upstream timeout tests).
+
+use anyhow::Context;
+use clap::Parser;
+use gatehouse_e2e::echo::{serve, EchoIdentity};
+use std::net::SocketAddr;
+
+#[derive(Parser, Debug)]
+#[command(name = "gatehouse-echo", about = "Echo backend for Gatehouse tests")]
+struct Args {
+    /// Address to listen on; repeat for several.
+    #[arg(long, required = true)]
+    listen: Vec<SocketAddr>,
+    /// Service name reported in answers.
+    #[arg(long, default_value = "echo")]
+    service: String,
+    /// Pod name reported in answers.
+    #[arg(long, default_value = "echo-0")]
+    pod: String,
+    /// Node name reported in answers.
+    #[arg(long, default_value = "")]
+    node: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let identity = EchoIdentity {
+        service: args.service,
+        pod: args.pod,
+        node: args.node,
+    };
+    let mut tasks = Vec::new();
+    for addr in args.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        println!("listening on {}", listener.local_addr()?);
+        tasks.push(tokio::spawn(serve(listener, identity.clone())));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Simulated cluster: network namespaces as nodes (see e2e/README.md).

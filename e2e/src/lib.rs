@@ -1,0 +1,7 @@
+//! Gatehouse's end-to-end harness: the echo backend, helpers that run the real
+//! binaries, and (see the modules) the Kubernetes API emulator and the
+//! simulated cluster.
+
+pub mod echo;
+pub mod cluster;
+pub mod emulator;
