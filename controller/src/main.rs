@@ -1,1 +1,116 @@
-fn main() {}
+//! `gatehouse-controller`: the control plane binary.
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use gatehouse_controller::publisher::Publisher;
+use gatehouse_controller::snapshot_server::{self, ServerState};
+use gatehouse_controller::translate::class::ClassConfig;
+use gatehouse_controller::{local, CONTROLLER_NAME};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gatehouse-controller",
+    version,
+    about = "Gatehouse control plane: translates Ingresses into routing snapshots for the gateways"
+)]
+struct Args {
+    /// Local mode: read Kubernetes manifests (*.yaml, *.yml, *.json, recursively)
+    /// from this directory instead of a cluster, and follow changes to it.
+    #[arg(long, env = "GATEHOUSE_MANIFESTS")]
+    manifests: PathBuf,
+
+    /// Address the snapshot stream (and /healthz, /readyz, /metrics) is served on.
+    #[arg(
+        long,
+        env = "GATEHOUSE_SNAPSHOT_ADDR",
+        default_value = "127.0.0.1:7400"
+    )]
+    snapshot_addr: SocketAddr,
+
+    /// The IngressClass name this controller serves.
+    #[arg(long, env = "GATEHOUSE_INGRESS_CLASS", default_value = "gatehouse")]
+    ingress_class: String,
+
+    /// The IngressClass `spec.controller` value that marks a class as ours.
+    #[arg(long, env = "GATEHOUSE_CONTROLLER_NAME", default_value = CONTROLLER_NAME)]
+    controller_name: String,
+
+    /// Log format.
+    #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ])
+        .context("metrics buckets")?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+
+    let publisher = Publisher::new();
+    let listener = tokio::net::TcpListener::bind(args.snapshot_addr)
+        .await
+        .with_context(|| format!("binding --snapshot-addr {}", args.snapshot_addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving snapshots");
+    tokio::spawn(snapshot_server::serve(
+        listener,
+        ServerState {
+            snapshots: publisher.subscribe(),
+            metrics: Some(metrics),
+        },
+    ));
+
+    let classes = ClassConfig {
+        class_name: args.ingress_class,
+        controller_name: args.controller_name,
+    };
+    tracing::info!(dir = %args.manifests.display(), class = %classes.class_name, "local mode");
+    tokio::select! {
+        res = local::run(args.manifests, classes, publisher) => res.context("local mode")?,
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -142,8 +142,16 @@ mod tests {
     fn parse_cases() {
         let cases: &[(&str, &str, Result<HostMatch, ()>)] = &[
             ("empty_is_any", "", Ok(HostMatch::Any)),
-            ("exact", "foo.bar.com", Ok(HostMatch::Exact("foo.bar.com".into()))),
-            ("wildcard", "*.foo.com", Ok(HostMatch::Wildcard("foo.com".into()))),
+            (
+                "exact",
+                "foo.bar.com",
+                Ok(HostMatch::Exact("foo.bar.com".into())),
+            ),
+            (
+                "wildcard",
+                "*.foo.com",
+                Ok(HostMatch::Wildcard("foo.com".into())),
+            ),
             ("uppercase_rejected", "Foo.com", Err(())),
             ("wildcard_in_middle", "a.*.com", Err(())),
             ("double_wildcard", "*.*.com", Err(())),

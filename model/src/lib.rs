@@ -14,6 +14,7 @@ pub mod snapshot;
 pub use host::{HostError, HostMatch};
 pub use path::{PathError, PathMatch};
 pub use router::{Router, RouterBuilder};
-pub use snapshot::{SnapshotError, 
-    Backend, BackendId, Endpoint, ObjectRef, Route, Snapshot, SnapshotFrame, VirtualHost,
+pub use snapshot::{
+    Backend, BackendId, Endpoint, ObjectRef, Route, Snapshot, SnapshotError, SnapshotFrame,
+    VirtualHost,
 };

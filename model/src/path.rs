@@ -23,7 +23,10 @@ pub enum PathError {
     #[error("path {0:?} must be absolute (start with '/')")]
     NotAbsolute(String),
     #[error("path {path:?} must not contain {sequence:?}")]
-    InvalidSequence { path: String, sequence: &'static str },
+    InvalidSequence {
+        path: String,
+        sequence: &'static str,
+    },
     #[error("path {path:?} must not end with {suffix:?}")]
     InvalidSuffix { path: String, suffix: &'static str },
     #[error("unknown pathType {0:?} (expected Exact, Prefix or ImplementationSpecific)")]
@@ -126,10 +129,30 @@ mod tests {
     fn parse_cases() {
         type Want = Result<PathMatch, ()>;
         let cases: &[(&str, &str, Option<&str>, Want)] = &[
-            ("missing_path_is_root", "Prefix", None, Ok(PathMatch::Prefix("/".into()))),
-            ("prefix_trailing_slash_dropped", "Prefix", Some("/foo/"), Ok(PathMatch::Prefix("/foo".into()))),
-            ("exact_keeps_trailing_slash", "Exact", Some("/foo/"), Ok(PathMatch::Exact("/foo/".into()))),
-            ("impl_specific_is_prefix", "ImplementationSpecific", Some("/a/"), Ok(PathMatch::Prefix("/a".into()))),
+            (
+                "missing_path_is_root",
+                "Prefix",
+                None,
+                Ok(PathMatch::Prefix("/".into())),
+            ),
+            (
+                "prefix_trailing_slash_dropped",
+                "Prefix",
+                Some("/foo/"),
+                Ok(PathMatch::Prefix("/foo".into())),
+            ),
+            (
+                "exact_keeps_trailing_slash",
+                "Exact",
+                Some("/foo/"),
+                Ok(PathMatch::Exact("/foo/".into())),
+            ),
+            (
+                "impl_specific_is_prefix",
+                "ImplementationSpecific",
+                Some("/a/"),
+                Ok(PathMatch::Prefix("/a".into())),
+            ),
             ("relative_rejected", "Prefix", Some("foo"), Err(())),
             ("double_slash_rejected", "Exact", Some("/a//b"), Err(())),
             ("dot_dot_rejected", "Prefix", Some("/a/../b"), Err(())),
@@ -138,7 +161,11 @@ mod tests {
             ("unknown_type", "Regex", Some("/a"), Err(())),
         ];
         for (name, ty, path, want) in cases {
-            assert_eq!(&PathMatch::parse(ty, *path).map_err(|_| ()), want, "case {name}");
+            assert_eq!(
+                &PathMatch::parse(ty, *path).map_err(|_| ()),
+                want,
+                "case {name}"
+            );
         }
     }
 }

@@ -194,7 +194,11 @@ impl<T> RouterBuilder<T> {
     pub fn insert(&mut self, host: &HostMatch, path: &PathMatch, value: T) -> Result<(), T> {
         let table = match host {
             HostMatch::Any => &mut self.router.any_host,
-            HostMatch::Exact(h) => self.router.exact_hosts.entry(h.as_str().into()).or_default(),
+            HostMatch::Exact(h) => self
+                .router
+                .exact_hosts
+                .entry(h.as_str().into())
+                .or_default(),
             HostMatch::Wildcard(s) => self
                 .router
                 .wildcard_hosts
@@ -218,6 +222,28 @@ impl<T> RouterBuilder<T> {
     }
 }
 
+impl<T> Router<T> {
+    /// Compiles a snapshot's routes, mapping each route (and the default
+    /// backend) to the value lookups should return. Routes that collide with
+    /// an earlier one are dropped; translation never emits such pairs.
+    pub fn from_snapshot(
+        snapshot: &crate::Snapshot,
+        mut route: impl FnMut(&crate::VirtualHost, &crate::Route) -> T,
+        default: impl FnOnce(&crate::BackendId) -> T,
+    ) -> Self {
+        let mut b = RouterBuilder::new();
+        for vh in &snapshot.virtual_hosts {
+            for r in &vh.routes {
+                let _ = b.insert(&vh.host, &r.path, route(vh, r));
+            }
+        }
+        if let Some(id) = &snapshot.default_backend {
+            let _ = b.set_default(default(id));
+        }
+        b.build()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,19 +259,50 @@ mod tests {
     #[test]
     fn host_precedence_and_fallthrough() {
         let mut b = RouterBuilder::new();
-        b.insert(&HostMatch::Exact("a.foo.com".into()), &prefix("/x"), "exact-x").unwrap();
-        b.insert(&HostMatch::Wildcard("foo.com".into()), &prefix("/"), "wild").unwrap();
+        b.insert(
+            &HostMatch::Exact("a.foo.com".into()),
+            &prefix("/x"),
+            "exact-x",
+        )
+        .unwrap();
+        b.insert(&HostMatch::Wildcard("foo.com".into()), &prefix("/"), "wild")
+            .unwrap();
         b.insert(&HostMatch::Any, &prefix("/any"), "any").unwrap();
         b.set_default("default").unwrap();
         let r = b.build();
         let cases = [
             ("exact_host_path", "a.foo.com", "/x/y", Some("exact-x")),
-            ("exact_host_falls_to_wildcard", "a.foo.com", "/other", Some("wild")),
+            (
+                "exact_host_falls_to_wildcard",
+                "a.foo.com",
+                "/other",
+                Some("wild"),
+            ),
             ("wildcard_host", "b.foo.com", "/x", Some("wild")),
-            ("wildcard_not_two_labels", "c.b.foo.com", "/any", Some("any")),
-            ("bare_domain_not_wildcard", "foo.com", "/zzz", Some("default")),
-            ("unknown_host_any_rule", "bar.org", "/any/thing", Some("any")),
-            ("unknown_host_default", "bar.org", "/nothing", Some("default")),
+            (
+                "wildcard_not_two_labels",
+                "c.b.foo.com",
+                "/any",
+                Some("any"),
+            ),
+            (
+                "bare_domain_not_wildcard",
+                "foo.com",
+                "/zzz",
+                Some("default"),
+            ),
+            (
+                "unknown_host_any_rule",
+                "bar.org",
+                "/any/thing",
+                Some("any"),
+            ),
+            (
+                "unknown_host_default",
+                "bar.org",
+                "/nothing",
+                Some("default"),
+            ),
         ];
         for (name, host, path, want) in cases {
             assert_eq!(r.find(host, path).copied(), want, "case {name}");
@@ -307,13 +364,20 @@ mod tests {
         proptest::collection::vec(prop_oneof![Just("a"), Just("b"), Just("ab")], 0..4)
             .prop_flat_map(|segs| {
                 let base = format!("/{}", segs.join("/"));
-                prop_oneof![Just(base.clone()), Just(format!("{base}/").replace("//", "/"))]
+                prop_oneof![
+                    Just(base.clone()),
+                    Just(format!("{base}/").replace("//", "/"))
+                ]
             })
     }
 
     fn arb_rule() -> impl Strategy<Value = (HostMatch, PathMatch)> {
         (arb_host(), any::<bool>(), arb_path_text()).prop_map(|(h, is_exact, p)| {
-            let m = if is_exact { PathMatch::Exact(p) } else { prefix(&p) };
+            let m = if is_exact {
+                PathMatch::Exact(p)
+            } else {
+                prefix(&p)
+            };
             (h, m)
         })
     }
