@@ -1,5 +1,8 @@
 //! The echo backend's server, usable in-process from tests or through the
-//! `gatehouse-echo` binary. HTTP/1.1 and cleartext HTTP/2 on one port.
+//! `gatehouse-echo` binary. HTTP/1.1 and cleartext HTTP/2 on one port, and
+//! WebSocket upgrades on HTTP/1.1 (messages are echoed back).
+
+pub mod websocket;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -62,9 +65,12 @@ pub async fn serve(listener: TcpListener, identity: EchoIdentity) {
     }
 }
 
-async fn answer(req: Request<Incoming>, id: &EchoIdentity, peer: SocketAddr) -> Response<Full<Bytes>> {
-    let (parts, body) = req.into_parts();
-    let body_bytes = body.collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
+async fn answer(
+    req: Request<Incoming>,
+    id: &EchoIdentity,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let (mut parts, body) = req.into_parts();
     let query = parts.uri.query().unwrap_or("").to_owned();
     let param = |name: &str| {
         query
@@ -78,8 +84,38 @@ async fn answer(req: Request<Incoming>, id: &EchoIdentity, peer: SocketAddr) -> 
     }
     let status = param("status")
         .and_then(|v| v.parse::<u16>().ok())
-        .and_then(|c| StatusCode::from_u16(c).ok())
-        .unwrap_or(StatusCode::OK);
+        .and_then(|c| StatusCode::from_u16(c).ok());
+    // `status=NNN` on an upgrade request refuses the upgrade with that status.
+    if status.is_none()
+        && websocket::is_upgrade_request(&parts.method, parts.version, &parts.headers)
+    {
+        let greeting = (param("ws_hello").as_deref() == Some("1"))
+            .then(|| serde_json::to_string(&describe(&parts, id, peer, 0)).unwrap_or_default());
+        return upgrade_to_websocket(&mut parts, id, greeting);
+    }
+    let body_bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes().len())
+        .unwrap_or(0);
+    let reply = describe(&parts, id, peer, body_bytes);
+    let json = serde_json::to_vec(&reply).unwrap_or_default();
+    let mut resp = Response::new(Full::new(Bytes::from(json)));
+    *resp.status_mut() = status.unwrap_or(StatusCode::OK);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// What the echo says about a request.
+fn describe(
+    parts: &http::request::Parts,
+    id: &EchoIdentity,
+    peer: SocketAddr,
+    body_bytes: usize,
+) -> EchoReply {
     let mut headers = BTreeMap::new();
     for (name, value) in &parts.headers {
         let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -98,25 +134,88 @@ async fn answer(req: Request<Incoming>, id: &EchoIdentity, peer: SocketAddr) -> 
         .map(str::to_owned)
         .or_else(|| parts.uri.authority().map(|a| a.to_string()))
         .unwrap_or_default();
-    let reply = EchoReply {
+    EchoReply {
         service: id.service.clone(),
         pod: id.pod.clone(),
         node: id.node.clone(),
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
-        query,
+        query: parts.uri.query().unwrap_or("").to_owned(),
         host,
         protocol: format!("{:?}", parts.version),
         client: peer.to_string(),
         headers,
         body_bytes,
+    }
+}
+
+/// Answers a WebSocket upgrade with 101 and echoes messages on the upgraded
+/// connection. The 101 names the echo (`x-echo-service`, `x-echo-pod`,
+/// `x-echo-node`) and selects the first subprotocol the client offers.
+fn upgrade_to_websocket(
+    parts: &mut http::request::Parts,
+    id: &EchoIdentity,
+    greeting: Option<String>,
+) -> Response<Full<Bytes>> {
+    let accept = match websocket::accept_handshake(&parts.headers) {
+        Ok(accept) => accept,
+        Err(refusal) => {
+            let mut resp = Response::new(Full::new(Bytes::from(format!("{refusal:?}"))));
+            *resp.status_mut() = match refusal {
+                websocket::HandshakeError::MissingKey => StatusCode::BAD_REQUEST,
+                websocket::HandshakeError::UnsupportedVersion => {
+                    resp.headers_mut().insert(
+                        http::header::SEC_WEBSOCKET_VERSION,
+                        http::HeaderValue::from_static("13"),
+                    );
+                    StatusCode::UPGRADE_REQUIRED
+                }
+            };
+            return resp;
+        }
     };
-    let json = serde_json::to_vec(&reply).unwrap_or_default();
-    let mut resp = Response::new(Full::new(Bytes::from(json)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
+    if let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    if let Err(e) = websocket::echo(TokioIo::new(upgraded), greeting).await {
+                        tracing::debug!("websocket echo ended: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!("websocket upgrade failed: {e}"),
+            }
+        });
+    }
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = resp.headers_mut();
+    headers.insert(
+        http::header::UPGRADE,
+        http::HeaderValue::from_static("websocket"),
     );
+    headers.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("Upgrade"),
+    );
+    headers.insert(http::header::SEC_WEBSOCKET_ACCEPT, accept);
+    let offered = parts
+        .headers
+        .get(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .and_then(|p| http::HeaderValue::from_str(p).ok());
+    if let Some(protocol) = offered {
+        headers.insert(http::header::SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    for (name, value) in [
+        ("x-echo-service", &id.service),
+        ("x-echo-pod", &id.pod),
+        ("x-echo-node", &id.node),
+    ] {
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    }
     resp
 }

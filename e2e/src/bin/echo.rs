@@ -3,6 +3,12 @@
 //!
 //! Query parameters shape the answer: `status=NNN` sets the status code,
 //! `delay_ms=N` waits before answering (upstream timeout tests).
+//!
+//! A WebSocket upgrade (HTTP/1.1) is answered with 101, naming the echo in
+//! `x-echo-service`, `x-echo-pod` and `x-echo-node`; every message is then
+//! echoed back, pings get pongs, a close gets a close. With `ws_hello=1` the
+//! JSON reply for the upgrade request is sent first, as a text message;
+//! with `status=NNN` the upgrade is refused with that status.
 
 use anyhow::Context;
 use clap::Parser;
