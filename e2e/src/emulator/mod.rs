@@ -1,1 +1,41 @@
-//! Kubernetes API emulator (see e2e/README.md).
+//! Kubernetes API emulator: an in-memory API server speaking the real HTTP
+//! API (discovery, CRUD, patches, server-side apply, status subresources,
+//! list/watch with resourceVersions, bookmarks and 410 Gone, selectors, CRDs)
+//! so the controller, kube-rs and kubectl can be tested without a cluster.
+//! See e2e/README.md for what it does and does not do.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), gatehouse_e2e::emulator::EmulatorError> {
+//! let emulator = gatehouse_e2e::emulator::Emulator::start("127.0.0.1:0").await?;
+//! emulator.write_kubeconfig("/tmp/kubeconfig")?;
+//! let client = emulator.kube_client()?;
+//! # drop(client); Ok(()) }
+//! ```
+
+mod crd;
+mod defaults;
+mod discovery;
+mod engine;
+mod error;
+mod harness;
+mod http;
+mod kubeconfig;
+mod list_keys;
+mod meta;
+mod openapi;
+mod patch;
+mod representation;
+mod resources;
+mod routes;
+mod schema;
+mod selectors;
+mod server;
+mod ssa;
+mod state;
+mod store;
+mod validation;
+mod watch;
+
+pub use error::{ApiError, EmulatorError};
+pub use harness::{TestApi, KUBECONFIG_ENV};
+pub use server::{Emulator, EmulatorConfig};

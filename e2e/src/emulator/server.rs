@@ -1,0 +1,212 @@
+//! The running emulator: a plain-HTTP listener on loopback serving the API,
+//! owned by an [`Emulator`] handle that stops everything when dropped.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::error::{ApiError, EmulatorError};
+use super::http::handle;
+use super::kubeconfig;
+use super::state::State;
+
+/// Tunables; the defaults suit tests.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// How many change events are kept for watches to resume from; a watch
+    /// or continue token older than that gets 410 Gone.
+    pub history_limit: usize,
+    /// How often watches that asked for bookmarks get one.
+    pub bookmark_interval: Duration,
+    /// Watch duration when the client gives no `timeoutSeconds`.
+    pub default_watch_timeout: Duration,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            history_limit: 1000,
+            bookmark_interval: Duration::from_secs(10),
+            default_watch_timeout: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// State shared by the listener, request handlers and watch streams.
+#[derive(Debug)]
+pub struct Shared {
+    pub state: Mutex<State>,
+    /// Carries the latest resourceVersion; watches wake on every change.
+    pub changes: watch::Sender<u64>,
+    pub config: EmulatorConfig,
+    /// Flips (or closes) when the emulator stops.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Shared {
+    pub fn lock(&self) -> Result<MutexGuard<'_, State>, ApiError> {
+        self.state
+            .lock()
+            .map_err(|_| ApiError::internal("emulator state lock poisoned"))
+    }
+
+    /// Runs a mutation and wakes the watches if it wrote anything.
+    pub fn write<T>(
+        &self,
+        mutation: impl FnOnce(&mut State) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut state = self.lock()?;
+        let before = state.store.current_rv();
+        let result = mutation(&mut state);
+        let after = state.store.current_rv();
+        drop(state);
+        if after != before {
+            self.changes.send_replace(after);
+        }
+        result
+    }
+}
+
+/// A running Kubernetes API emulator. Dropping it stops the listener, all
+/// connections and all watch streams.
+#[derive(Debug)]
+pub struct Emulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    accept_loop: JoinHandle<()>,
+}
+
+impl Emulator {
+    /// Starts an emulator listening on `listen` (e.g. `127.0.0.1:0`).
+    pub async fn start(listen: &str) -> Result<Self, EmulatorError> {
+        Self::start_with(listen, EmulatorConfig::default()).await
+    }
+
+    pub async fn start_with(listen: &str, config: EmulatorConfig) -> Result<Self, EmulatorError> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| EmulatorError::Bind {
+                addr: listen.to_string(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| EmulatorError::Bind {
+            addr: listen.to_string(),
+            source,
+        })?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let state = State::new(config.history_limit);
+        let (changes, _) = watch::channel(state.store.current_rv());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            changes,
+            config,
+            shutdown: shutdown_rx,
+        });
+        let accept_loop = tokio::spawn(accept_loop(listener, shared.clone()));
+        tracing::info!(%addr, "kube-emulator listening");
+        Ok(Self {
+            addr,
+            shared,
+            shutdown,
+            accept_loop,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`, the server URL clients use.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A kubeconfig (YAML) pointing at this emulator, without credentials.
+    pub fn kubeconfig_yaml(&self) -> String {
+        kubeconfig::render(&self.url())
+    }
+
+    pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> Result<(), EmulatorError> {
+        kubeconfig::write(path.as_ref(), &self.url())
+    }
+
+    /// A kube-rs client for this emulator (default namespace `default`).
+    pub fn kube_client(&self) -> Result<kube::Client, EmulatorError> {
+        let uri: http::Uri = self
+            .url()
+            .parse()
+            .map_err(|e| EmulatorError::Client(format!("bad emulator URL: {e}")))?;
+        kube::Client::try_from(kube::Config::new(uri))
+            .map_err(|e| EmulatorError::Client(e.to_string()))
+    }
+
+    /// The latest resourceVersion handed out.
+    pub fn resource_version(&self) -> u64 {
+        self.shared
+            .lock()
+            .map(|s| s.store.current_rv())
+            .unwrap_or(0)
+    }
+
+    /// Forgets all watch history, as an etcd compaction would: every watch
+    /// or continue token from before now gets 410 Gone.
+    pub fn compact_history(&self) {
+        if let Ok(mut state) = self.shared.lock() {
+            state.store.compact();
+        }
+    }
+
+    /// Stops serving (the same as dropping the handle).
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        self.accept_loop.abort();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => return,
+        };
+        let (stream, _peer) = match accepted {
+            Ok(conn) => conn,
+            Err(error) => {
+                tracing::warn!(%error, "kube-emulator accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut shutdown = shared.shutdown.clone();
+            let service = service_fn(move |request| handle(shared.clone(), request));
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                result = connection => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "kube-emulator connection ended with an error");
+                    }
+                }
+                _ = shutdown.changed() => {}
+            }
+        });
+    }
+}
