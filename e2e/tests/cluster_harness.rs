@@ -22,7 +22,8 @@ fn three_node_cluster() -> Cluster {
         nodes: 3,
         echo_binary: env!("CARGO_BIN_EXE_gatehouse-echo").into(),
     })
-    .unwrap()
+    // Display, not Debug: "needs root", "needs `nft`" must read clearly.
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn service(
@@ -225,16 +226,16 @@ async fn lan_members_reach_each_other_by_arp_and_ndp() {
     if let Some(v6) = node.lan_ipv6 {
         addrs.push(SocketAddr::from((v6, 9000)));
     }
-    let listen: Vec<String> = addrs
-        .iter()
-        .flat_map(|a| ["--listen".to_owned(), a.to_string()])
-        .collect();
+    let mut args = vec!["--node".to_owned(), node.name.clone()];
+    for addr in &addrs {
+        args.extend(["--listen".to_owned(), addr.to_string()]);
+    }
     let echo = node
         .netns()
         .spawn(
             "echo on node-1",
             env!("CARGO_BIN_EXE_gatehouse-echo"),
-            &listen,
+            &args,
         )
         .unwrap();
     for _ in &addrs {
@@ -259,6 +260,18 @@ async fn lan_members_reach_each_other_by_arp_and_ndp() {
             .unwrap();
         assert!(neighbours.contains("lladdr"), "{neighbours}");
     }
+
+    // A node cut off from the LAN is unreachable until plugged back in.
+    cluster.set_node_connected(1, false).unwrap();
+    let cut_off = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        echo_get(cluster.client(), addrs[0]),
+    )
+    .await;
+    assert!(!matches!(cut_off, Ok(Ok(_))), "{cut_off:?}");
+    cluster.set_node_connected(1, true).unwrap();
+    let reply = echo_get(cluster.client(), addrs[0]).await.unwrap();
+    assert_eq!(reply.node, "node-1");
 }
 
 #[tokio::test]

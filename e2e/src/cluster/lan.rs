@@ -21,6 +21,11 @@ pub fn create_bridge(lan: &Netns) -> Result<()> {
     ])
 }
 
+/// The bridge port of node `index` in the LAN namespace.
+pub fn node_port(index: usize) -> String {
+    format!("n{index}")
+}
+
 /// One member's place on the LAN.
 #[derive(Debug, Clone)]
 pub struct LanPort<'a> {

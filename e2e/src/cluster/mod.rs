@@ -156,7 +156,7 @@ impl Cluster {
                 &lan,
                 &node.netns,
                 &LanPort {
-                    port: &format!("n{index}"),
+                    port: &lan::node_port(index),
                     ipv4: node.lan_ipv4,
                     ipv4_prefix: lan_prefix,
                     ipv6: node.lan_ipv6.map(|ip| (ip, v6_prefix)),
@@ -363,6 +363,19 @@ impl Cluster {
                 "via",
                 &via.to_string(),
             ])
+            .map(drop)
+    }
+
+    /// Unplugs `node` from the LAN (its bridge port goes down, its `eth0`
+    /// loses carrier), or plugs it back in: a node failure as the rest of
+    /// the LAN sees it, for failover tests. Its processes keep running.
+    pub fn set_node_connected(&self, node: usize, connected: bool) -> Result<()> {
+        if node >= self.nodes.len() {
+            return Err(ClusterError::Invalid(format!("no node {node}")));
+        }
+        let state = if connected { "up" } else { "down" };
+        self.lan
+            .ip(&["link", "set", &lan::node_port(node), state])
             .map(drop)
     }
 
