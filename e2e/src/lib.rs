@@ -2,6 +2,8 @@
 //! binaries, and (see the modules) the Kubernetes API emulator and the
 //! simulated cluster.
 
+pub mod client;
 pub mod echo;
+pub mod local;
 pub mod cluster;
 pub mod emulator;

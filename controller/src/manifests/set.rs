@@ -33,8 +33,10 @@ impl FileStamp {
 #[derive(Debug)]
 struct FileEntry {
     stamp: FileStamp,
-    /// The objects, or the error that kept the file out.
-    parsed: Result<Vec<ManifestObject>, String>,
+    /// The objects of the last version that parsed (none if none ever did).
+    objects: Vec<ManifestObject>,
+    /// Why the current version is not used, if it is not.
+    error: Option<String>,
 }
 
 /// What a rescan found.
@@ -90,19 +92,44 @@ impl ManifestSet {
                 Ok(text) => parse_manifest(&path, &text).map_err(|e| e.to_string()),
                 Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
             };
-            if let Err(e) = &parsed {
-                report.new_errors.push(e.clone());
-            }
-            self.files.insert(path, FileEntry { stamp, parsed });
+            let entry = match parsed {
+                Ok(objects) => FileEntry {
+                    stamp,
+                    objects,
+                    error: None,
+                },
+                Err(e) => {
+                    // A file that breaks while being edited keeps serving its
+                    // last good version; a file never good serves nothing.
+                    let objects = self
+                        .files
+                        .remove(&path)
+                        .map(|old| old.objects)
+                        .unwrap_or_default();
+                    let kept = if objects.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (its last good version, {} objects, stays in use)",
+                            objects.len()
+                        )
+                    };
+                    report.new_errors.push(format!("{e}{kept}"));
+                    FileEntry {
+                        stamp,
+                        objects,
+                        error: Some(e),
+                    }
+                }
+            };
+            self.files.insert(path, entry);
         }
         Ok(report)
     }
 
-    /// Files currently left out, with their errors.
+    /// Files whose current version is not in use, with their errors.
     pub fn errors(&self) -> impl Iterator<Item = &str> {
-        self.files
-            .values()
-            .filter_map(|e| e.parsed.as_ref().err().map(String::as_str))
+        self.files.values().filter_map(|e| e.error.as_deref())
     }
 
     /// Number of manifest files seen.
@@ -117,8 +144,7 @@ impl ManifestSet {
         let mut origin: BTreeMap<(&'static str, (String, String)), &Path> = BTreeMap::new();
         let mut warnings = Vec::new();
         for (path, entry) in &self.files {
-            let Ok(objects) = &entry.parsed else { continue };
-            for obj in objects {
+            for obj in &entry.objects {
                 let key = obj.key();
                 if let Some(first) = origin.get(&(obj.kind(), key.clone())) {
                     warnings.push(format!(
@@ -210,6 +236,34 @@ mod tests {
         assert!(warnings.is_empty());
         // Nothing changed: nothing re-read, no error repeated.
         assert_eq!(set.rescan().unwrap(), RescanReport::default());
+    }
+
+    #[test]
+    fn file_broken_by_an_edit_keeps_its_last_good_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.yaml");
+        std::fs::write(&f, SVC).unwrap();
+        let mut set = ManifestSet::new(dir.path());
+        set.rescan().unwrap();
+        std::fs::write(&f, "apiVersion: v1\nkind: Service\nmetadata: {name: [\n").unwrap();
+        let report = set.rescan().unwrap();
+        assert_eq!(report.new_errors.len(), 1);
+        assert!(
+            report.new_errors[0].contains("stays in use"),
+            "{:?}",
+            report.new_errors
+        );
+        assert_eq!(set.errors().count(), 1);
+        assert_eq!(set.state().0.services.len(), 1);
+        // Fixed again: the error is gone.
+        std::fs::write(&f, SVC.replace("name: a", "name: b")).unwrap();
+        set.rescan().unwrap();
+        assert_eq!(set.errors().count(), 0);
+        assert!(set
+            .state()
+            .0
+            .services
+            .contains_key(&("default".to_owned(), "b".to_owned())));
     }
 
     #[test]

@@ -1,0 +1,279 @@
+//! Local mode under test: the real controller (reading a temporary manifests
+//! directory) and gateway binaries on ephemeral loopback ports, with echo
+//! backends as the "pods".
+
+use crate::client::{Reply, TestClient};
+use crate::cluster::NsProcess;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("binary {name} not found at {path}: build it first (`cargo build --workspace --bins`) or set GATEHOUSE_BIN_DIR")]
+    MissingBinary { name: String, path: String },
+    #[error("{0}")]
+    Process(#[from] crate::cluster::ClusterError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("timed out after {after:?}: {what}")]
+    Timeout { what: String, after: Duration },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalError {
+    let context = context.into();
+    move |source| LocalError::Io { context, source }
+}
+
+/// A workspace binary: `$GATEHOUSE_BIN_DIR/<name>`, or next to the test
+/// executable's directory (`target/<profile>/`).
+pub fn binary(name: &str) -> Result<PathBuf, LocalError> {
+    let dir = match std::env::var_os("GATEHOUSE_BIN_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().and_then(Path::parent).map(Path::to_path_buf))
+            .unwrap_or_default(),
+    };
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(LocalError::MissingBinary {
+            name: name.to_owned(),
+            path: path.display().to_string(),
+        })
+    }
+}
+
+/// A free loopback port (bound and released; the race with other processes
+/// is acceptable in tests).
+pub fn free_addr() -> Result<SocketAddr, LocalError> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(io("binding an ephemeral port"))?;
+    l.local_addr().map_err(io("reading an ephemeral port"))
+}
+
+/// An echo backend process on an ephemeral loopback port.
+pub struct EchoPod {
+    pub service: String,
+    pub pod: String,
+    pub addr: SocketAddr,
+    process: NsProcess,
+}
+
+impl EchoPod {
+    pub fn start(service: &str, pod: &str) -> Result<Self, LocalError> {
+        let mut cmd = Command::new(binary("gatehouse-echo")?);
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--service",
+            service,
+            "--pod",
+            pod,
+        ]);
+        let process = NsProcess::spawn(&format!("echo {service}/{pod}"), cmd)?;
+        let line = process.wait_for_line(|l| l.starts_with("listening on "), START_TIMEOUT)?;
+        let addr = line
+            .trim_start_matches("listening on ")
+            .trim()
+            .parse()
+            .map_err(|_| LocalError::Timeout {
+                what: format!("echo printed an unreadable address: {line}"),
+                after: START_TIMEOUT,
+            })?;
+        Ok(EchoPod {
+            service: service.to_owned(),
+            pod: pod.to_owned(),
+            addr,
+            process,
+        })
+    }
+
+    pub fn stop(&mut self) {
+        self.process.kill();
+    }
+}
+
+/// Manifests for a Service named `name` (port 80, named `http`) whose
+/// endpoints are these pods, as one EndpointSlice per pod (each pod listens
+/// on its own port). `ready: false` pods are listed as not ready.
+pub fn service_manifest(name: &str, pods: &[(&EchoPod, bool)]) -> String {
+    let mut out = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  ports: [{{name: http, port: 80}}]\n"
+    );
+    for (pod, ready) in pods {
+        out += &endpoint_slice(name, &pod.pod, pod.addr, *ready);
+    }
+    out
+}
+
+/// One EndpointSlice with one endpoint.
+pub fn endpoint_slice(service: &str, pod: &str, addr: SocketAddr, ready: bool) -> String {
+    format!(
+        "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-{pod}\n  labels: {{kubernetes.io/service-name: {service}}}\naddressType: IPv4\nports: [{{name: http, port: {port}}}]\nendpoints:\n- addresses: [\"{ip}\"]\n  conditions: {{ready: {ready}}}\n  targetRef: {{kind: Pod, name: {pod}}}\n",
+        port = addr.port(),
+        ip = addr.ip(),
+    )
+}
+
+/// Our IngressClass, marked default.
+pub const INGRESS_CLASS: &str = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: gatehouse\n  annotations: {ingressclass.kubernetes.io/is-default-class: \"true\"}\nspec: {controller: gatehouse.dev/ingress-controller}\n";
+
+/// A controller in local mode and a gateway following it.
+pub struct LocalGateway {
+    pub dir: tempfile::TempDir,
+    pub controller: NsProcess,
+    pub gateway: NsProcess,
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    pub snapshot: SocketAddr,
+    pub client: TestClient,
+}
+
+impl LocalGateway {
+    /// Starts both with an empty manifests directory (plus our IngressClass)
+    /// and waits until the gateway is ready. `gateway_args` are extra flags.
+    pub async fn start(gateway_args: &[&str]) -> Result<Self, LocalError> {
+        let dir = tempfile::tempdir().map_err(io("creating the manifests directory"))?;
+        std::fs::write(dir.path().join("class.yaml"), INGRESS_CLASS)
+            .map_err(io("writing class.yaml"))?;
+        let snapshot = free_addr()?;
+        let http = free_addr()?;
+        let admin = free_addr()?;
+        let mut cmd = Command::new(binary("gatehouse-controller")?);
+        cmd.arg("--manifests")
+            .arg(dir.path())
+            .args(["--snapshot-addr", &snapshot.to_string()]);
+        let controller = NsProcess::spawn("gatehouse-controller", cmd)?;
+        controller.wait_for_line(|l| l.contains("serving snapshots"), START_TIMEOUT)?;
+        let mut cmd = Command::new(binary("gatehouse-gateway")?);
+        cmd.args(["--controller", &format!("http://{snapshot}")])
+            .args(["--http-addr", &http.to_string()])
+            .args(["--admin-addr", &admin.to_string()])
+            .args(["--threads", "2"])
+            .args(gateway_args);
+        let gateway = NsProcess::spawn("gatehouse-gateway", cmd)?;
+        let lg = LocalGateway {
+            dir,
+            controller,
+            gateway,
+            http,
+            admin,
+            snapshot,
+            client: TestClient::http1(),
+        };
+        lg.wait_ready().await?;
+        Ok(lg)
+    }
+
+    /// Waits until the gateway's /readyz answers 200 and its proxy port
+    /// accepts connections.
+    pub async fn wait_ready(&self) -> Result<(), LocalError> {
+        let admin = self.admin;
+        let http = self.http;
+        let client = self.client.clone();
+        wait_until("gateway ready", START_TIMEOUT, || {
+            let client = client.clone();
+            async move {
+                let ready = matches!(client.get(admin, "admin", "/readyz", &[]).await, Ok(r) if r.status == 200);
+                ready && tokio::net::TcpStream::connect(http).await.is_ok()
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            LocalError::Timeout { what, after } => LocalError::Timeout {
+                what: format!(
+                    "{what}\n--- controller ---\n{}\n--- gateway ---\n{}",
+                    self.controller.output(),
+                    self.gateway.output()
+                ),
+                after,
+            },
+            other => other,
+        })
+    }
+
+    /// Writes a manifest file atomically (write to a hidden file, rename).
+    pub fn write(&self, name: &str, content: &str) -> Result<(), LocalError> {
+        let tmp = self.dir.path().join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, content).map_err(io(format!("writing {name}")))?;
+        std::fs::rename(&tmp, self.dir.path().join(name)).map_err(io(format!("renaming {name}")))
+    }
+
+    pub fn remove(&self, name: &str) -> Result<(), LocalError> {
+        std::fs::remove_file(self.dir.path().join(name)).map_err(io(format!("removing {name}")))
+    }
+
+    /// GET through the gateway.
+    pub async fn get(&self, host: &str, path: &str) -> Reply {
+        match self.client.get(self.http, host, path, &[]).await {
+            Ok(r) => r,
+            Err(e) => Reply {
+                status: 0,
+                headers: Default::default(),
+                body: e.to_string().into(),
+            },
+        }
+    }
+
+    /// Waits until GET host+path satisfies `check` (routing changes are
+    /// asynchronous); returns the last reply either way for the assertion.
+    pub async fn eventually(
+        &self,
+        host: &str,
+        path: &str,
+        check: impl Fn(&Reply) -> bool,
+    ) -> Reply {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.get(host, path).await;
+            if check(&r) || Instant::now() > deadline {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The gateway's /metrics text.
+    pub async fn metrics(&self) -> String {
+        match self.client.get(self.admin, "admin", "/metrics", &[]).await {
+            Ok(r) => String::from_utf8_lossy(&r.body).into_owned(),
+            Err(e) => format!("metrics unavailable: {e}"),
+        }
+    }
+
+    /// Logs of both processes, for assertion messages.
+    pub fn logs(&self) -> String {
+        format!(
+            "--- controller ---\n{}\n--- gateway ---\n{}",
+            self.controller.output(),
+            self.gateway.output()
+        )
+    }
+}
+
+/// Polls `check` every 25 ms until it holds or `timeout` passes.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, check: F) -> Result<(), LocalError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check().await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Err(LocalError::Timeout {
+        what: what.to_owned(),
+        after: timeout,
+    })
+}
