@@ -39,7 +39,11 @@ pub fn validate(crd: &Value) -> Result<(), ApiError> {
     if plural.is_empty() {
         causes.push(required("spec.names.plural"));
     } else if !is_dns_label(plural) {
-        causes.push(invalid_value("spec.names.plural", &json!(plural), "must be a DNS label"));
+        causes.push(invalid_value(
+            "spec.names.plural",
+            &json!(plural),
+            "must be a DNS label",
+        ));
     }
     if kind.is_empty() {
         causes.push(required("spec.names.kind"));
@@ -112,7 +116,12 @@ pub fn resource_info(crd: &Value) -> ResourceInfo {
         names
             .get(key)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let versions: Vec<Value> = crd
@@ -129,10 +138,12 @@ pub fn resource_info(crd: &Value) -> ResourceInfo {
         .iter()
         .map(|v| text(v, &["name"]).to_string())
         .collect();
-    version_names.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
-    let has_status = served
-        .iter()
-        .any(|v| v.get("subresources").and_then(|s| s.get("status")).is_some());
+    version_names.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
+    let has_status = served.iter().any(|v| {
+        v.get("subresources")
+            .and_then(|s| s.get("status"))
+            .is_some()
+    });
     let mut schemas = BTreeMap::new();
     for v in &served {
         if let Some(schema) = v.get("schema").and_then(|s| s.get("openAPIV3Schema")) {

@@ -22,7 +22,8 @@ pub fn apply(info: &ResourceInfo, object: &mut Value, old: Option<&Value>, alloc
                 .as_object_mut()
                 .map(|l| l.insert("kubernetes.io/metadata.name".into(), json!(name)));
             let spec = object_field(object, "spec");
-            spec.entry("finalizers").or_insert_with(|| json!(["kubernetes"]));
+            spec.entry("finalizers")
+                .or_insert_with(|| json!(["kubernetes"]));
             let status = object_field(object, "status");
             status.entry("phase").or_insert_with(|| json!("Active"));
         }
@@ -75,7 +76,10 @@ fn object_field<'a>(object: &'a mut Value, field: &str) -> &'a mut Map<String, V
 }
 
 fn default_service(object: &mut Value, old: Option<&Value>, alloc: &mut Allocators) {
-    let old_spec = old.and_then(|o| o.get("spec")).cloned().unwrap_or(json!({}));
+    let old_spec = old
+        .and_then(|o| o.get("spec"))
+        .cloned()
+        .unwrap_or(json!({}));
     let spec = object_field(object, "spec");
     let service_type = spec
         .entry("type")
@@ -83,7 +87,8 @@ fn default_service(object: &mut Value, old: Option<&Value>, alloc: &mut Allocato
         .as_str()
         .unwrap_or("ClusterIP")
         .to_string();
-    spec.entry("sessionAffinity").or_insert_with(|| json!("None"));
+    spec.entry("sessionAffinity")
+        .or_insert_with(|| json!("None"));
 
     if service_type != "ExternalName" {
         // Allocated values survive updates that omit them (as with kubectl apply).

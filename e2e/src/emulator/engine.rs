@@ -62,7 +62,7 @@ enum Ownership {
 }
 
 impl State {
-    fn require_name<'t>(target: &'t Target) -> Result<&'t str, ApiError> {
+    fn require_name(target: &Target) -> Result<&str, ApiError> {
         target
             .name
             .as_deref()
@@ -109,7 +109,10 @@ impl State {
             }
             None => (self.store.current_rv(), None),
         };
-        let namespace = target.namespace.as_deref().filter(|_| target.info.namespaced);
+        let namespace = target
+            .namespace
+            .as_deref()
+            .filter(|_| target.info.namespaced);
         let matching: Vec<Arc<Value>> = self
             .store
             .list(&target.key(), namespace, after.as_ref())
@@ -195,7 +198,11 @@ impl State {
                 map.remove("status");
             }
         }
-        for server_field in ["deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"] {
+        for server_field in [
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "managedFields",
+        ] {
             meta::set_meta(&mut object, server_field, None);
         }
         meta::set_meta(&mut object, "uid", Some(json!(meta::new_uid())));
@@ -311,7 +318,9 @@ impl State {
         let mut config: Value = serde_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
         if !config.is_object() {
-            return Err(ApiError::bad_request("apply configuration must be an object"));
+            return Err(ApiError::bad_request(
+                "apply configuration must be an object",
+            ));
         }
         self.check_identity(target, &mut config, Some(&name))?;
         let current = self
@@ -326,7 +335,8 @@ impl State {
         let ownership = Ownership::Applied(applied.managers);
         match current {
             None => {
-                let created = self.insert_new(target, applied.object, ownership, options.dry_run)?;
+                let created =
+                    self.insert_new(target, applied.object, ownership, options.dry_run)?;
                 Ok((created, true))
             }
             Some(old) => {
@@ -412,7 +422,10 @@ impl State {
         }
         if meta::is_deleting(old) {
             let before = meta::finalizers(old);
-            if meta::finalizers(&object).iter().any(|f| !before.contains(f)) {
+            if meta::finalizers(&object)
+                .iter()
+                .any(|f| !before.contains(f))
+            {
                 return Err(ApiError::invalid(
                     &info.kind,
                     &name,
@@ -516,18 +529,27 @@ impl State {
                         &target.version,
                     )));
                 }
-                let current = self
-                    .store
-                    .get(&info.key(), "", &name)
-                    .unwrap_or(stored);
-                return Ok(DeleteOutcome::Pending(present(&current, info, &target.version)));
+                let current = self.store.get(&info.key(), "", &name).unwrap_or(stored);
+                return Ok(DeleteOutcome::Pending(present(
+                    &current,
+                    info,
+                    &target.version,
+                )));
             }
-            return Ok(DeleteOutcome::Pending(present(&stored, info, &target.version)));
+            return Ok(DeleteOutcome::Pending(present(
+                &stored,
+                info,
+                &target.version,
+            )));
         }
         let gone = self
             .remove_object(&info.key(), &namespace, &name)
             .unwrap_or(old);
-        Ok(DeleteOutcome::Deleted(present(&gone, info, &target.version)))
+        Ok(DeleteOutcome::Deleted(present(
+            &gone,
+            info,
+            &target.version,
+        )))
     }
 
     /// DELETE on a collection: deletes every matching object.
@@ -659,7 +681,9 @@ impl State {
     ) -> Result<(), ApiError> {
         let info = &target.info;
         let Some(map) = object.as_object_mut() else {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
         };
         let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
         if !kind.is_empty() && kind != info.kind {
@@ -669,7 +693,11 @@ impl State {
             )));
         }
         let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        let group_of = |av: &str| av.rsplit_once('/').map(|(g, _)| g.to_string()).unwrap_or_default();
+        let group_of = |av: &str| {
+            av.rsplit_once('/')
+                .map(|(g, _)| g.to_string())
+                .unwrap_or_default()
+        };
         if !api_version.is_empty() && group_of(api_version) != info.group {
             return Err(ApiError::bad_request(format!(
                 "the API version in the data ({api_version}) does not match the expected API \
@@ -741,7 +769,9 @@ fn stamp_managers(object: &mut Value, api_version: &str) {
 }
 
 fn is_crd(info: &ResourceInfo) -> bool {
-    !info.custom && info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions"
+    !info.custom
+        && info.group == "apiextensions.k8s.io"
+        && info.plural == "customresourcedefinitions"
 }
 
 /// Whether anything besides metadata (and status, where it is a
@@ -793,7 +823,11 @@ fn apply_conflict(info: &ResourceInfo, name: &str, conflicts: Vec<ssa::Conflict>
         .iter()
         .map(|c| format!("- conflict with \"{}\": {}", c.manager, c.field))
         .collect();
-    let noun = if conflicts.len() == 1 { "conflict" } else { "conflicts" };
+    let noun = if conflicts.len() == 1 {
+        "conflict"
+    } else {
+        "conflicts"
+    };
     ApiError::Conflict {
         message: format!(
             "Apply failed with {} {noun}: {}",
@@ -817,7 +851,16 @@ fn decode_continue(token: &str) -> Result<(u64, (String, String)), ApiError> {
         .decode(token)
         .map_err(|_| invalid())?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    let rv = value.get("rv").and_then(Value::as_u64).ok_or_else(invalid)?;
-    let text = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let rv = value
+        .get("rv")
+        .and_then(Value::as_u64)
+        .ok_or_else(invalid)?;
+    let text = |k: &str| {
+        value
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     Ok((rv, (text("ns"), text("name"))))
 }

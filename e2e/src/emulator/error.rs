@@ -126,9 +126,7 @@ impl ApiError {
 
     pub fn precondition_failed(resource: &str, name: &str, detail: &str) -> Self {
         Self::Conflict {
-            message: format!(
-                "Operation cannot be fulfilled on {resource} \"{name}\": {detail}"
-            ),
+            message: format!("Operation cannot be fulfilled on {resource} \"{name}\": {detail}"),
             kind: resource.to_string(),
             name: name.to_string(),
             causes: Vec::new(),

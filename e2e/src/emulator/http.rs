@@ -30,7 +30,10 @@ pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// Serves one request; never fails (errors become Status responses).
-pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+pub async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let response = match serve(shared, request).await {
@@ -53,7 +56,10 @@ struct Call {
 
 impl Call {
     fn param(&self, key: &str) -> Option<&str> {
-        self.query.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.query
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     fn flag(&self, key: &str) -> Option<bool> {
@@ -90,7 +96,12 @@ impl Call {
     fn json_body(&self) -> Result<Value, ApiError> {
         if self.content_type.contains("protobuf") || self.content_type.contains("cbor") {
             return Err(ApiError::UnsupportedMediaType {
-                message: format!("the emulator only accepts JSON and YAML bodies, not {}", self.content_type),
+                message: format!(
+                    "the kube emulator decodes only JSON and YAML bodies, not {} (kubectl's \
+                     `create <generator>` commands send protobuf: use `kubectl apply` or \
+                     `kubectl create -f` instead)",
+                    self.content_type
+                ),
             });
         }
         if self.content_type.contains("yaml") {
@@ -103,7 +114,10 @@ impl Call {
     }
 }
 
-async fn serve(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+async fn serve(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
     let (parts, body) = request.into_parts();
     let header_text = |name: header::HeaderName| {
         parts
@@ -135,7 +149,7 @@ async fn serve(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respon
         Route::Resource {
             target,
             legacy_watch,
-        } => serve_resource(&shared, &call, target, legacy_watch),
+        } => serve_resource(&shared, &call, *target, legacy_watch),
         discovery_route => {
             if call.method != Method::GET {
                 return Err(ApiError::method_not_allowed(format!(
@@ -152,8 +166,9 @@ fn serve_discovery(shared: &Shared, call: &Call, route: Route) -> Result<Respons
     let state = shared.lock()?;
     let registry = &state.registry;
     let wants_aggregated = call.accept.as_deref().is_some_and(|a| {
-        a.split(',')
-            .any(|r| r.contains("as=APIGroupDiscoveryList") && r.contains("v=v2") && !r.contains("v=v2beta1"))
+        a.split(',').any(|r| {
+            r.contains("as=APIGroupDiscoveryList") && r.contains("v=v2") && !r.contains("v=v2beta1")
+        })
     });
     let document = match route {
         Route::Version => discovery::version(),
@@ -170,9 +185,12 @@ fn serve_discovery(shared: &Shared, call: &Call, route: Route) -> Result<Respons
         }
         Route::CoreVersions => discovery::core_versions(),
         Route::Groups => discovery::group_list(registry),
-        Route::Group(group) => discovery::group(registry, &group).ok_or_else(ApiError::no_such_path)?,
+        Route::Group(group) => {
+            discovery::group(registry, &group).ok_or_else(ApiError::no_such_path)?
+        }
         Route::ResourceList { group, version } => {
-            discovery::resource_list(registry, &group, &version).ok_or_else(ApiError::no_such_path)?
+            discovery::resource_list(registry, &group, &version)
+                .ok_or_else(ApiError::no_such_path)?
         }
         Route::Resource { .. } => return Err(ApiError::no_such_path()),
     };
@@ -205,12 +223,20 @@ fn serve_resource(
         }
         Method::POST if !has_name => {
             let body = call.json_body()?;
-            let created = shared.write(|state| state.create(&target, body, &call.write_options()))?;
-            Ok(render_with(StatusCode::CREATED, &target, created, &representation, include))
+            let created =
+                shared.write(|state| state.create(&target, body, &call.write_options()))?;
+            Ok(render_with(
+                StatusCode::CREATED,
+                &target,
+                created,
+                &representation,
+                include,
+            ))
         }
         Method::PUT if has_name => {
             let body = call.json_body()?;
-            let updated = shared.write(|state| state.update(&target, body, &call.write_options()))?;
+            let updated =
+                shared.write(|state| state.update(&target, body, &call.write_options()))?;
             Ok(render_object(&target, updated, &representation, include))
         }
         Method::PATCH if has_name => {
@@ -219,8 +245,18 @@ fn serve_resource(
             let (patched, created) =
                 shared.write(|state| state.patch(&target, kind, &call.body, &options))?;
             // An apply that created the object answers 201, as the real server does.
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-            Ok(render_with(status, &target, patched, &representation, include))
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(render_with(
+                status,
+                &target,
+                patched,
+                &representation,
+                include,
+            ))
         }
         Method::DELETE => {
             let options = if call.body.is_empty() {
@@ -245,8 +281,9 @@ fn serve_resource(
                 })
             } else {
                 let selectors = call.selectors(&target)?;
-                let page = shared
-                    .write(|state| state.delete_collection(&target, &selectors, &options, dry_run))?;
+                let page = shared.write(|state| {
+                    state.delete_collection(&target, &selectors, &options, dry_run)
+                })?;
                 Ok(render_list(&target, page, &representation, include))
             }
         }
@@ -410,7 +447,11 @@ fn error_response(error: &ApiError) -> Response<Body> {
     response
 }
 
-fn response_with(status: StatusCode, content_type: &str, body: Body) -> Result<Response<Body>, ApiError> {
+fn response_with(
+    status: StatusCode,
+    content_type: &str,
+    body: Body,
+) -> Result<Response<Body>, ApiError> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, content_type)

@@ -119,7 +119,8 @@ mod tests {
     fn every_patch_operation_declares_field_validation() {
         let registry = Registry::with_builtins();
         let doc = group_version(&registry, "networking.k8s.io", "v1").unwrap();
-        let patch = &doc["paths"]["/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}"]["patch"];
+        let patch = &doc["paths"]
+            ["/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}"]["patch"];
         assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Ingress");
         let names: Vec<&str> = patch["parameters"]
             .as_array()

@@ -70,7 +70,9 @@ pub fn negotiate(accept: Option<&str>) -> Result<Representation, ApiError> {
         }
     }
     Err(ApiError::NotAcceptable {
-        message: format!("only the following media types are accepted: application/json (asked for {accept})"),
+        message: format!(
+            "only the following media types are accepted: application/json (asked for {accept})"
+        ),
     })
 }
 
@@ -124,7 +126,9 @@ fn columns(info: &ResourceInfo) -> Vec<Column> {
             o.pointer("/spec/type").cloned().unwrap_or(json!(""))
         }));
         columns.push(column("Cluster-IP", "Cluster IP", |o| {
-            o.pointer("/spec/clusterIP").cloned().unwrap_or(json!("<none>"))
+            o.pointer("/spec/clusterIP")
+                .cloned()
+                .unwrap_or(json!("<none>"))
         }));
         columns.push(column("External-IP", "Load balancer addresses", |o| {
             json!(load_balancer_addresses(o, "/status/loadBalancer/ingress"))
@@ -138,7 +142,8 @@ fn columns(info: &ResourceInfo) -> Vec<Column> {
                         .iter()
                         .map(|p| {
                             let port = p.get("port").map(Value::to_string).unwrap_or_default();
-                            let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+                            let protocol =
+                                p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
                             match p.get("nodePort") {
                                 Some(n) => format!("{port}:{n}/{protocol}"),
                                 None => format!("{port}/{protocol}"),
@@ -147,11 +152,17 @@ fn columns(info: &ResourceInfo) -> Vec<Column> {
                         .collect()
                 })
                 .unwrap_or_default();
-            json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") })
+            json!(if ports.is_empty() {
+                "<none>".to_string()
+            } else {
+                ports.join(",")
+            })
         }));
     } else if info.group == "networking.k8s.io" && info.plural == "ingresses" {
         columns.push(column("Class", "Ingress class", |o| {
-            o.pointer("/spec/ingressClassName").cloned().unwrap_or(json!("<none>"))
+            o.pointer("/spec/ingressClassName")
+                .cloned()
+                .unwrap_or(json!("<none>"))
         }));
         columns.push(column("Hosts", "Hosts", |o| {
             let hosts: Vec<String> = o
@@ -160,11 +171,20 @@ fn columns(info: &ResourceInfo) -> Vec<Column> {
                 .map(|rules| {
                     rules
                         .iter()
-                        .map(|r| r.get("host").and_then(Value::as_str).unwrap_or("*").to_string())
+                        .map(|r| {
+                            r.get("host")
+                                .and_then(Value::as_str)
+                                .unwrap_or("*")
+                                .to_string()
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
-            json!(if hosts.is_empty() { "*".to_string() } else { hosts.join(",") })
+            json!(if hosts.is_empty() {
+                "*".to_string()
+            } else {
+                hosts.join(",")
+            })
         }));
         columns.push(column("Address", "Load balancer addresses", |o| {
             json!(load_balancer_addresses(o, "/status/loadBalancer/ingress"))
@@ -260,7 +280,9 @@ pub fn json_path(object: &Value, path: &str) -> Option<Value> {
             let end = after.find(']')?;
             let inner = &after[..end];
             rest = &after[end + 1..];
-            current = if let Some(filter) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
+            current = if let Some(filter) =
+                inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')'))
+            {
                 let (key, value) = filter.split_once("==")?;
                 let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
                 current
@@ -269,7 +291,9 @@ pub fn json_path(object: &Value, path: &str) -> Option<Value> {
                     .find(|item| {
                         item.get(key.trim()).is_some_and(|v| match v {
                             Value::String(s) => s == value,
-                            other => other.to_string() == value,
+                            other => {
+                                serde_json::from_str::<Value>(value).ok().as_ref() == Some(other)
+                            }
                         })
                     })?
                     .clone()
@@ -290,7 +314,10 @@ mod tests {
     #[test]
     fn kubectl_table_accept_header_selects_a_table() {
         let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(negotiate(Some(accept)).unwrap(), Representation::Table("v1".into()));
+        assert_eq!(
+            negotiate(Some(accept)).unwrap(),
+            Representation::Table("v1".into())
+        );
         let metadata = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
         assert_eq!(negotiate(Some(metadata)).unwrap(), Representation::Metadata);
         assert_eq!(negotiate(None).unwrap(), Representation::Full);

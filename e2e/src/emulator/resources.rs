@@ -351,7 +351,11 @@ impl Registry {
             }
         }
         custom.sort();
-        builtin.extend(custom.into_iter().filter(|g| !BUILTIN_GROUPS.contains(&g.as_str())));
+        builtin.extend(
+            custom
+                .into_iter()
+                .filter(|g| !BUILTIN_GROUPS.contains(&g.as_str())),
+        );
         builtin
     }
 
@@ -365,7 +369,7 @@ impl Registry {
                 }
             }
         }
-        versions.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+        versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
         versions
     }
 
@@ -413,7 +417,7 @@ mod tests {
     #[test]
     fn ga_versions_sort_before_beta_and_alpha() {
         let mut versions = vec!["v1alpha1", "v2beta1", "v1", "v1beta2", "v2"];
-        versions.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+        versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
         assert_eq!(versions, vec!["v2", "v1", "v2beta1", "v1beta2", "v1alpha1"]);
     }
 
@@ -422,7 +426,9 @@ mod tests {
         let registry = Registry::with_builtins();
         let ingress = registry.resolve("networking.k8s.io", "v1", "ingresses");
         assert_eq!(ingress.map(|i| i.kind.as_str()), Some("Ingress"));
-        assert!(registry.resolve("networking.k8s.io", "v1beta1", "ingresses").is_none());
+        assert!(registry
+            .resolve("networking.k8s.io", "v1beta1", "ingresses")
+            .is_none());
         assert!(registry.groups().contains(&"events.k8s.io".to_string()));
     }
 }

@@ -12,7 +12,10 @@ pub enum Route {
     /// `/openapi/v3`
     OpenApiRoot,
     /// `/openapi/v3/api/v1` or `/openapi/v3/apis/<group>/<version>`
-    OpenApiGroupVersion { group: String, version: String },
+    OpenApiGroupVersion {
+        group: String,
+        version: String,
+    },
     /// `/api`
     CoreVersions,
     /// `/apis`
@@ -20,9 +23,15 @@ pub enum Route {
     /// `/apis/<group>`
     Group(String),
     /// `/api/v1` or `/apis/<group>/<version>`
-    ResourceList { group: String, version: String },
+    ResourceList {
+        group: String,
+        version: String,
+    },
     /// A resource, collection or subresource; `legacy_watch` for `/watch/` paths.
-    Resource { target: Target, legacy_watch: bool },
+    Resource {
+        target: Box<Target>,
+        legacy_watch: bool,
+    },
 }
 
 /// Maps a path to a route, resolving resources through the registry.
@@ -77,9 +86,12 @@ fn resource_route(
         ["namespaces", ns, sub @ ("status" | "finalize")] => {
             (None, "namespaces", Some(*ns), Some(*sub))
         }
-        ["namespaces", ns, resource, tail @ ..] => {
-            (Some(*ns), *resource, tail.first().copied(), tail.get(1).copied())
-        }
+        ["namespaces", ns, resource, tail @ ..] => (
+            Some(*ns),
+            *resource,
+            tail.first().copied(),
+            tail.get(1).copied(),
+        ),
         [resource, tail @ ..] => (None, *resource, tail.first().copied(), tail.get(1).copied()),
         [] => return Err(ApiError::no_such_path()),
     };
@@ -99,13 +111,13 @@ fn resource_route(
         }
     }
     Ok(Route::Resource {
-        target: Target {
+        target: Box::new(Target {
             info,
             version: version.to_string(),
             namespace: namespace.map(str::to_string),
             name: name.map(str::to_string),
             subresource: subresource.map(str::to_string),
-        },
+        }),
         legacy_watch,
     })
 }
@@ -116,7 +128,7 @@ mod tests {
 
     fn target(path: &str) -> Target {
         match route(path, &Registry::with_builtins()).unwrap() {
-            Route::Resource { target, .. } => target,
+            Route::Resource { target, .. } => *target,
             other => panic!("{path} routed to {other:?}"),
         }
     }
@@ -133,7 +145,10 @@ mod tests {
     #[test]
     fn namespace_objects_and_their_status_are_cluster_scoped() {
         let t = target("/api/v1/namespaces/web");
-        assert_eq!((t.info.kind.as_str(), t.name.as_deref()), ("Namespace", Some("web")));
+        assert_eq!(
+            (t.info.kind.as_str(), t.name.as_deref()),
+            ("Namespace", Some("web"))
+        );
         let t = target("/api/v1/namespaces/web/status");
         assert!(t.is_status() && t.namespace.is_none());
         let t = target("/api/v1/services");
@@ -143,7 +158,12 @@ mod tests {
     #[test]
     fn unknown_resources_and_subresources_are_not_found() {
         let registry = Registry::with_builtins();
-        for path in ["/api/v1/widgets", "/api/v1/namespaces/a/configmaps/b/status", "/apis/x/v1/y", "/api/v1/namespaces/a/nodes"] {
+        for path in [
+            "/api/v1/widgets",
+            "/api/v1/namespaces/a/configmaps/b/status",
+            "/apis/x/v1/y",
+            "/api/v1/namespaces/a/nodes",
+        ] {
             assert_eq!(route(path, &registry).unwrap_err().code(), 404, "{path}");
         }
     }

@@ -51,13 +51,22 @@ fn required_fields(schema: &Value) -> Vec<String> {
     schema
         .get("required")
         .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|r| {
+            r.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn check(value: &mut Value, schema: &Value, path: &str, causes: &mut Vec<Cause>) {
     if value.is_null() {
-        if !schema.get("nullable").and_then(Value::as_bool).unwrap_or(false) {
+        if !schema
+            .get("nullable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+        {
             causes.push(type_error(path, value, schema_type(schema)));
         }
         return;
@@ -153,7 +162,9 @@ fn type_error(path: &str, value: &Value, expected: &str) -> Cause {
     };
     Cause::new(
         "FieldValueTypeInvalid",
-        format!("Invalid value: \"{actual}\": {path} in body must be of type {expected}: \"{actual}\""),
+        format!(
+            "Invalid value: \"{actual}\": {path} in body must be of type {expected}: \"{actual}\""
+        ),
         path,
     )
 }

@@ -258,7 +258,10 @@ fn split_operator(term: &str, operator: &str) -> Option<(String, String)> {
             continue;
         }
         if term[i..].starts_with(operator) {
-            return Some((term[..i].to_string(), term[i + operator.len()..].to_string()));
+            return Some((
+                term[..i].to_string(),
+                term[i + operator.len()..].to_string(),
+            ));
         }
     }
     None
@@ -318,7 +321,8 @@ mod tests {
 
     #[test]
     fn field_selector_matches_paths_and_rejects_unsupported_ones() {
-        let obj = json!({"metadata": {"name": "a", "namespace": "ns"}, "spec": {"type": "LoadBalancer"}});
+        let obj =
+            json!({"metadata": {"name": "a", "namespace": "ns"}, "spec": {"type": "LoadBalancer"}});
         let supported = |p: &str| p.starts_with("metadata.") || p == "spec.type";
         let sel = FieldSelector::parse("metadata.name=a,spec.type!=ClusterIP", supported).unwrap();
         assert!(sel.matches(&obj));

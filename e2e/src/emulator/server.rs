@@ -98,10 +98,12 @@ impl Emulator {
                 addr: listen.to_string(),
                 source,
             })?;
-        let addr = listener.local_addr().map_err(|source| EmulatorError::Bind {
-            addr: listen.to_string(),
-            source,
-        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Bind {
+                addr: listen.to_string(),
+                source,
+            })?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let state = State::new(config.history_limit);
         let (changes, _) = watch::channel(state.store.current_rv());

@@ -110,7 +110,11 @@ impl Store {
     /// Stores a new or changed object, stamping the next resourceVersion.
     pub fn put(&mut self, resource: &ResourceKey, mut object: Value) -> Arc<Value> {
         let rv = self.next_rv();
-        meta::set_meta(&mut object, "resourceVersion", Some(Value::String(rv.to_string())));
+        meta::set_meta(
+            &mut object,
+            "resourceVersion",
+            Some(Value::String(rv.to_string())),
+        );
         let key = (
             meta::namespace(&object).to_string(),
             meta::name(&object).to_string(),
@@ -148,7 +152,11 @@ impl Store {
         let previous = objects.remove(&(namespace.to_string(), name.to_string()))?;
         let rv = self.next_rv();
         let mut last = (*previous).clone();
-        meta::set_meta(&mut last, "resourceVersion", Some(Value::String(rv.to_string())));
+        meta::set_meta(
+            &mut last,
+            "resourceVersion",
+            Some(Value::String(rv.to_string())),
+        );
         let last = Arc::new(last);
         self.record(StoredEvent {
             resource_version: rv,
@@ -227,7 +235,11 @@ mod tests {
         }
         assert_eq!(store.compacted_rv(), 2);
         assert!(store.events_after(1).is_none());
-        let replay: Vec<u64> = store.events_after(2).unwrap().map(|e| e.resource_version).collect();
+        let replay: Vec<u64> = store
+            .events_after(2)
+            .unwrap()
+            .map(|e| e.resource_version)
+            .collect();
         assert_eq!(replay, vec![3, 4]);
     }
 }

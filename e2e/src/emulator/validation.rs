@@ -17,10 +17,10 @@ pub fn validate(info: &ResourceInfo, object: &Value) -> Result<(), ApiError> {
         ("", "services") => validate_service(object, &mut causes),
         ("", "secrets") => validate_secret(object, &mut causes),
         ("networking.k8s.io", "ingresses") => validate_ingress(object, &mut causes),
-        ("networking.k8s.io", "ingressclasses") => {
-            if str_at(object, &["spec", "controller"]).is_empty() {
-                causes.push(required("spec.controller"));
-            }
+        ("networking.k8s.io", "ingressclasses")
+            if str_at(object, &["spec", "controller"]).is_empty() =>
+        {
+            causes.push(required("spec.controller"));
         }
         ("discovery.k8s.io", "endpointslices") => validate_endpoint_slice(object, &mut causes),
         _ => {}
@@ -69,9 +69,7 @@ fn str_at<'a>(object: &'a Value, path: &[&str]) -> &'a str {
 
 /// RFC 1123 subdomain: lowercase alphanumerics, '-' and '.', at most 253.
 pub fn is_dns_subdomain(name: &str) -> bool {
-    name.len() <= 253
-        && !name.is_empty()
-        && name.split('.').all(is_dns_label)
+    name.len() <= 253 && !name.is_empty() && name.split('.').all(is_dns_label)
 }
 
 /// RFC 1123 label: lowercase alphanumerics and '-', at most 63, alphanumeric ends.
@@ -130,7 +128,11 @@ fn validate_metadata(info: &ResourceInfo, object: &Value, causes: &mut Vec<Cause
         for (key, value) in labels {
             let field = format!("metadata.labels[{key}]");
             if !is_label_key(key) {
-                causes.push(invalid_value(&field, &Value::from(key.as_str()), "invalid label key"));
+                causes.push(invalid_value(
+                    &field,
+                    &Value::from(key.as_str()),
+                    "invalid label key",
+                ));
             }
             match value.as_str() {
                 Some(v) if is_label_value(v) => {}
@@ -149,7 +151,11 @@ fn validate_service(object: &Value, causes: &mut Vec<Cause>) {
     const TYPES: &[&str] = &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
     let service_type = str_at(object, &["spec", "type"]);
     if !TYPES.contains(&service_type) {
-        causes.push(not_supported("spec.type", &Value::from(service_type), TYPES));
+        causes.push(not_supported(
+            "spec.type",
+            &Value::from(service_type),
+            TYPES,
+        ));
     }
     let ports = object
         .get("spec")
@@ -178,7 +184,10 @@ fn validate_service(object: &Value, causes: &mut Vec<Cause>) {
             None => causes.push(required(&format!("{field}.port"))),
         }
         const PROTOCOLS: &[&str] = &["TCP", "UDP", "SCTP"];
-        let protocol = port.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+        let protocol = port
+            .get("protocol")
+            .and_then(Value::as_str)
+            .unwrap_or("TCP");
         if !PROTOCOLS.contains(&protocol) {
             causes.push(not_supported(
                 &format!("{field}.protocol"),
@@ -266,7 +275,11 @@ fn validate_ingress(object: &Value, causes: &mut Vec<Cause>) {
 fn validate_ingress_backend(backend: &Value, field: &str, causes: &mut Vec<Cause>) {
     match (backend.get("service"), backend.get("resource")) {
         (Some(service), None) => {
-            if service.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
+            if service
+                .get("name")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 causes.push(required(&format!("{field}.service.name")));
             }
             let port = service.get("port");

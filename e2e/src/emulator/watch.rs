@@ -45,13 +45,20 @@ enum Start {
 
 /// Validates the request and starts the stream task; the receiver yields
 /// the encoded events.
-pub fn start(shared: Arc<Shared>, request: WatchRequest) -> Result<mpsc::Receiver<Bytes>, ApiError> {
-    let start = match (request.resource_version.as_str(), request.send_initial_events) {
+pub fn start(
+    shared: Arc<Shared>,
+    request: WatchRequest,
+) -> Result<mpsc::Receiver<Bytes>, ApiError> {
+    let start = match (
+        request.resource_version.as_str(),
+        request.send_initial_events,
+    ) {
         (_, Some(true)) | ("" | "0", None) => Start::Snapshot,
         ("" | "0", Some(false)) => Start::Now,
-        (rv, _) => Start::From(rv.parse().map_err(|_| {
-            ApiError::bad_request(format!("invalid resourceVersion: {rv:?}"))
-        })?),
+        (rv, _) => Start::From(
+            rv.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion: {rv:?}")))?,
+        ),
     };
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
@@ -131,7 +138,10 @@ impl WatchStream {
         match start {
             Start::Snapshot => {
                 let target = &self.request.target;
-                let namespace = target.namespace.as_deref().filter(|_| target.info.namespaced);
+                let namespace = target
+                    .namespace
+                    .as_deref()
+                    .filter(|_| target.info.namespaced);
                 let mut frames: Frames = state
                     .store
                     .list(&target.key(), namespace, None)
@@ -164,7 +174,11 @@ impl WatchStream {
     /// whether the history was compacted past the cursor (410 sent).
     fn catch_up(&self, cursor: u64) -> (Frames, u64, bool) {
         let Ok(state) = self.shared.state.lock() else {
-            return (vec![gone_event("the emulator state is unavailable")], cursor, true);
+            return (
+                vec![gone_event("the emulator state is unavailable")],
+                cursor,
+                true,
+            );
         };
         let Some(events) = state.store.events_after(cursor) else {
             let message = format!(
@@ -175,7 +189,10 @@ impl WatchStream {
         };
         let target = &self.request.target;
         let key = target.key();
-        let namespace = target.namespace.as_deref().filter(|_| target.info.namespaced);
+        let namespace = target
+            .namespace
+            .as_deref()
+            .filter(|_| target.info.namespaced);
         let selectors = &self.request.selectors;
         let mut frames = Frames::new();
         for event in events {

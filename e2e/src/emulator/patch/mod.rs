@@ -58,7 +58,9 @@ pub fn apply_patch(
             let ops: json_patch::Patch = serde_json::from_value(patch)
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
             json_patch::patch(&mut patched, &ops).map_err(|e| ApiError::Invalid {
-                message: format!("the server rejected our request due to an error in our request: {e}"),
+                message: format!(
+                    "the server rejected our request due to an error in our request: {e}"
+                ),
                 kind: String::new(),
                 name: String::new(),
                 causes: Vec::new(),
@@ -81,7 +83,9 @@ pub fn apply_patch(
             strategic::apply(&mut patched, &patch).map_err(ApiError::bad_request)?;
         }
         PatchKind::Apply => {
-            return Err(ApiError::internal("apply patches go through server-side apply"));
+            return Err(ApiError::internal(
+                "apply patches go through server-side apply",
+            ));
         }
     }
     Ok(patched)
@@ -121,6 +125,9 @@ mod tests {
         let current = json!({"metadata": {"labels": {"a": "1", "b": "2"}}});
         let body = br#"{"metadata":{"labels":{"a":null,"c":"3"}}}"#;
         let patched = apply_patch(PatchKind::Merge, &current, body, true).unwrap();
-        assert_eq!(patched, json!({"metadata": {"labels": {"b": "2", "c": "3"}}}));
+        assert_eq!(
+            patched,
+            json!({"metadata": {"labels": {"b": "2", "c": "3"}}})
+        );
     }
 }

@@ -234,7 +234,9 @@ pub fn display_path(path: &[PathElement]) -> String {
                     .and_then(|v| v.as_object().cloned())
                     .map(|m| {
                         m.iter()
-                            .map(|(k, v)| format!("{k}={}", v.as_str().map_or(v.to_string(), str::to_string)))
+                            .map(|(k, v)| {
+                                format!("{k}={}", v.as_str().map_or(v.to_string(), str::to_string))
+                            })
                             .collect::<Vec<_>>()
                             .join(",")
                     })
@@ -286,10 +288,8 @@ pub fn decode(fields: &Value) -> BTreeSet<FieldPath> {
         let Some(map) = node.as_object() else {
             return;
         };
-        if map.is_empty() || map.contains_key(".") {
-            if !path.is_empty() {
-                out.insert(path.clone());
-            }
+        if (map.is_empty() || map.contains_key(".")) && !path.is_empty() {
+            out.insert(path.clone());
         }
         for (key, child) in map {
             let element = if let Some(f) = key.strip_prefix("f:") {

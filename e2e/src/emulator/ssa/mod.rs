@@ -123,7 +123,9 @@ pub fn record_update(
         .collect();
     let removed: BTreeSet<&FieldPath> = old_fields.difference(&new_fields).collect();
     for entry in &mut managers {
-        entry.fields.retain(|p| !removed.contains(p) && !changed.contains(p));
+        entry
+            .fields
+            .retain(|p| !removed.contains(p) && !changed.contains(p));
     }
     if !changed.is_empty() {
         let entry = entry_for(&mut managers, writer, "Update");
@@ -192,8 +194,7 @@ pub fn apply(
 ) -> Result<Applied, Vec<Conflict>> {
     let mut managers = current.map(read_managers).unwrap_or_default();
     let applied_fields = fields_of(config, writer.scope, writer.builtin);
-    let is_self =
-        |m: &ManagerEntry| m.same_identity(writer.manager, "Apply", writer.subresource);
+    let is_self = |m: &ManagerEntry| m.same_identity(writer.manager, "Apply", writer.subresource);
 
     if let Some(current) = current {
         let mut conflicts = Vec::new();
@@ -316,7 +317,10 @@ fn merge_list(slot: &mut Value, items: &[Value], names: &mut Vec<String>, writer
         ListMerge::ByKey(key) => {
             for item in items {
                 let id = item.get(key);
-                match existing.iter_mut().find(|e| id.is_some() && e.get(key) == id) {
+                match existing
+                    .iter_mut()
+                    .find(|e| id.is_some() && e.get(key) == id)
+                {
                     Some(found) => merge_config(found, item, names, writer),
                     None => existing.push(item.clone()),
                 }
@@ -357,7 +361,10 @@ mod tests {
         let conflicts = apply(Some(&stored), &second, false, &writer("two")).unwrap_err();
         assert_eq!(
             conflicts,
-            vec![Conflict { manager: "one".into(), field: ".data.a".into() }]
+            vec![Conflict {
+                manager: "one".into(),
+                field: ".data.a".into()
+            }]
         );
 
         let same_value = json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -367,7 +374,12 @@ mod tests {
         let forced = apply(Some(&stored), &second, true, &writer("two")).unwrap();
         assert_eq!(forced.object["data"], json!({"a": "2", "b": "1"}));
         let one = forced.managers.iter().find(|m| m.manager == "one").unwrap();
-        assert_eq!(one.fields.len(), 1, "one keeps only data.b: {:?}", one.fields);
+        assert_eq!(
+            one.fields.len(),
+            1,
+            "one keeps only data.b: {:?}",
+            one.fields
+        );
     }
 
     #[test]
@@ -391,7 +403,12 @@ mod tests {
         let stored = with_managers(created.object, &created.managers);
         let mut edited = stored.clone();
         edited["data"]["a"] = json!("9");
-        let managers = record_update(Some(&stored), &edited, read_managers(&stored), &writer("editor"));
+        let managers = record_update(
+            Some(&stored),
+            &edited,
+            read_managers(&stored),
+            &writer("editor"),
+        );
         assert_eq!(managers.len(), 1);
         assert_eq!(managers[0].manager, "editor");
         assert_eq!(managers[0].operation, "Update");
