@@ -1036,3 +1036,80 @@ fn service(name: &str) -> Service {
     }))
     .unwrap()
 }
+
+#[tokio::test]
+async fn events_published_through_events_api_are_core_events_too() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event as EventsEvent;
+    use kube::runtime::events::{Event as Published, EventType, Recorder, Reporter};
+    use kube::Resource;
+
+    let (api, ns) = setup("events").await;
+    let services: Api<Service> = Api::namespaced(api.client(), &ns.name);
+    let web = services
+        .create(&PostParams::default(), &service("web"))
+        .await
+        .unwrap();
+    let reporter = Reporter {
+        controller: "gatehouse-e2e".into(),
+        instance: Some("test".into()),
+    };
+    let recorder = Recorder::new(api.client(), reporter);
+    let published = Published {
+        type_: EventType::Normal,
+        reason: "Allocated".into(),
+        note: Some("allocated 192.0.2.1".into()),
+        action: "Allocate".into(),
+        secondary: None,
+    };
+    recorder
+        .publish(&published, &web.object_ref(&()))
+        .await
+        .unwrap();
+
+    let events_v1: Api<EventsEvent> = Api::namespaced(api.client(), &ns.name);
+    let listed = events_v1
+        .list(&ListParams::default().fields("regarding.name=web"))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].note.as_deref(), Some("allocated 192.0.2.1"));
+
+    let core: Api<CoreEvent> = Api::namespaced(api.client(), &ns.name);
+    let listed = core
+        .list(&ListParams::default().fields("involvedObject.name=web,involvedObject.kind=Service"))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    let event = &listed.items[0];
+    assert_eq!(event.message.as_deref(), Some("allocated 192.0.2.1"));
+    assert_eq!(event.reason.as_deref(), Some("Allocated"));
+    assert_eq!(event.reporting_component.as_deref(), Some("gatehouse-e2e"));
+}
+
+#[tokio::test]
+async fn metadata_watcher_sees_partial_objects() {
+    let (api, ns) = setup("metadata").await;
+    let config_maps: Api<ConfigMap> = Api::namespaced(api.client(), &ns.name);
+    // An Api over PartialObjectMeta asks for metadata only (Accept: ...;as=PartialObjectMetadata).
+    let metadata_only: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(api.client(), &ns.name);
+    let mut stream = watcher(metadata_only, watcher::Config::default()).boxed();
+    initial_list_done(&mut stream).await;
+    config_maps
+        .create(
+            &PostParams::default(),
+            &config_map("cm", &[("app", "web")], &[("big", "payload")]),
+        )
+        .await
+        .unwrap();
+    match next_change(&mut stream).await {
+        Event::Apply(meta) => {
+            assert_eq!(meta.name_any(), "cm");
+            let kind = meta.types.as_ref().map(|t| t.kind.as_str());
+            assert_eq!(kind, Some("PartialObjectMetadata"));
+            assert_eq!(meta.labels().get("app").map(String::as_str), Some("web"));
+        }
+        other => panic!("expected cm's metadata, got {other:?}"),
+    }
+}

@@ -195,6 +195,7 @@ pub fn resource_info(crd: &Value) -> ResourceInfo {
         schemas,
         printer_columns,
         custom: true,
+        stored_as: None,
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use super::convert;
 use super::crd;
 use super::defaults;
 use super::error::{ApiError, Cause};
@@ -113,19 +114,18 @@ impl State {
             .namespace
             .as_deref()
             .filter(|_| target.info.namespaced);
-        let matching: Vec<Arc<Value>> = self
+        // Selectors see objects as this API shows them (field names differ
+        // between the two Event APIs).
+        let matching: Vec<Value> = self
             .store
             .list(&target.key(), namespace, after.as_ref())
             .into_iter()
+            .map(|o| present(&o, &target.info, &target.version))
             .filter(|o| selectors.matches(o))
             .collect();
         let limit = limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
         let total = matching.len();
-        let page: Vec<Value> = matching
-            .iter()
-            .take(limit)
-            .map(|o| present(o, &target.info, &target.version))
-            .collect();
+        let page: Vec<Value> = matching.into_iter().take(limit).collect();
         let (continue_token, remaining) = match page.last() {
             Some(last) if total > limit => (
                 Some(encode_continue(
@@ -158,6 +158,7 @@ impl State {
         }
         let mut object = body;
         self.check_identity(target, &mut object, None)?;
+        let mut object = convert::to_storage(&target.info, object);
         if !meta::meta_str(&object, "resourceVersion").is_empty() {
             return Err(ApiError::bad_request(
                 "resourceVersion should not be set on objects to be created",
@@ -188,7 +189,11 @@ impl State {
         if info.namespaced {
             self.check_namespace_open(&namespace)?;
         }
-        if self.store.get(&info.key(), &namespace, &name).is_some() {
+        if self
+            .store
+            .get(&info.storage_key(), &namespace, &name)
+            .is_some()
+        {
             return Err(ApiError::already_exists(&info.qualified_name(), &name));
         }
         // Status is the controllers' to write; only Nodes may bring one along.
@@ -225,7 +230,7 @@ impl State {
         if dry_run {
             return Ok(present(&object, info, &target.version));
         }
-        let stored = self.store.put(&info.key(), object);
+        let stored = self.store.put(&info.storage_key(), object);
         self.after_write(info, &stored);
         Ok(present(&stored, info, &target.version))
     }
@@ -275,6 +280,7 @@ impl State {
         let old = self.stored(target, &name)?;
         let mut object = body;
         self.check_identity(target, &mut object, Some(&name))?;
+        let object = convert::to_storage(&target.info, object);
         let ownership = Ownership::Update(options.field_manager.clone());
         self.replace(target, &old, object, ownership, options.dry_run)
     }
@@ -296,6 +302,7 @@ impl State {
         let current = present(&old, &target.info, &target.version);
         let mut patched = patch::apply_patch(kind, &current, body, target.info.custom)?;
         self.check_identity(target, &mut patched, Some(&name))?;
+        let patched = convert::to_storage(&target.info, patched);
         let ownership = Ownership::Update(options.field_manager.clone());
         let object = self.replace(target, &old, patched, ownership, options.dry_run)?;
         Ok((object, false))
@@ -323,6 +330,7 @@ impl State {
             ));
         }
         self.check_identity(target, &mut config, Some(&name))?;
+        let config = convert::to_storage(&target.info, config);
         let current = self
             .store
             .get(&target.key(), Self::namespace_of(target), &name);
@@ -464,11 +472,11 @@ impl State {
         }
         if meta::is_deleting(&object) && meta::finalizers(&object).is_empty() {
             let namespace = meta::namespace(&object).to_string();
-            let gone = self.remove_object(&info.key(), &namespace, &name);
+            let gone = self.remove_object(&info.storage_key(), &namespace, &name);
             let last = gone.map(|g| (*g).clone()).unwrap_or(object);
             return Ok(present(&last, info, &target.version));
         }
-        let stored = self.store.put(&info.key(), object);
+        let stored = self.store.put(&info.storage_key(), object);
         self.after_write(info, &stored);
         Ok(present(&stored, info, &target.version))
     }
@@ -519,7 +527,7 @@ impl State {
             if is_namespace {
                 marked["status"] = json!({"phase": "Terminating"});
             }
-            let stored = self.store.put(&info.key(), marked);
+            let stored = self.store.put(&info.storage_key(), marked);
             if is_namespace {
                 self.empty_namespace(&name);
                 if let Some(finished) = self.finish_namespace(&name) {
@@ -529,7 +537,10 @@ impl State {
                         &target.version,
                     )));
                 }
-                let current = self.store.get(&info.key(), "", &name).unwrap_or(stored);
+                let current = self
+                    .store
+                    .get(&info.storage_key(), "", &name)
+                    .unwrap_or(stored);
                 return Ok(DeleteOutcome::Pending(present(
                     &current,
                     info,
@@ -543,7 +554,7 @@ impl State {
             )));
         }
         let gone = self
-            .remove_object(&info.key(), &namespace, &name)
+            .remove_object(&info.storage_key(), &namespace, &name)
             .unwrap_or(old);
         Ok(DeleteOutcome::Deleted(present(
             &gone,
@@ -618,10 +629,10 @@ impl State {
             .cloned()
             .collect();
         for info in namespaced {
-            for object in self.store.list(&info.key(), Some(namespace), None) {
+            for object in self.store.list(&info.storage_key(), Some(namespace), None) {
                 let name = meta::name(&object).to_string();
                 if meta::finalizers(&object).is_empty() {
-                    self.store.remove(&info.key(), namespace, &name);
+                    self.store.remove(&info.storage_key(), namespace, &name);
                 } else if !meta::is_deleting(&object) {
                     let mut marked = (*object).clone();
                     meta::set_meta(
@@ -630,7 +641,7 @@ impl State {
                         Some(json!(meta::now_rfc3339())),
                     );
                     meta::set_meta(&mut marked, "deletionGracePeriodSeconds", Some(json!(0)));
-                    self.store.put(&info.key(), marked);
+                    self.store.put(&info.storage_key(), marked);
                 }
             }
         }

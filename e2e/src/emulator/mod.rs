@@ -12,6 +12,7 @@
 //! # drop(client); Ok(()) }
 //! ```
 
+mod convert;
 mod crd;
 mod defaults;
 mod discovery;

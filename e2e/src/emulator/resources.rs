@@ -41,9 +41,12 @@ pub struct ResourceInfo {
     /// Present for custom resources: their OpenAPI schema per version.
     pub schemas: BTreeMap<String, serde_json::Value>,
     pub printer_columns: Vec<PrinterColumn>,
-    /// True for resources defined by a CRD (no strategic merge patch, items
-    /// keep unknown-field pruning, etc.).
+    /// True for resources defined by a CRD (no strategic merge patch,
+    /// schema pruning, etc.).
     pub custom: bool,
+    /// Another resource whose objects this one shows in its own shape
+    /// (events.k8s.io Events are core Events, see `convert`).
+    pub stored_as: Option<ResourceKey>,
 }
 
 impl ResourceInfo {
@@ -52,6 +55,11 @@ impl ResourceInfo {
             group: self.group.clone(),
             plural: self.plural.clone(),
         }
+    }
+
+    /// Where this resource's objects live in the store.
+    pub fn storage_key(&self) -> ResourceKey {
+        self.stored_as.clone().unwrap_or_else(|| self.key())
     }
 
     pub fn serves(&self, version: &str) -> bool {
@@ -98,6 +106,7 @@ struct Builtin {
     namespaced: bool,
     has_status: bool,
     short_names: &'static [&'static str],
+    categories: &'static [&'static str],
     selectable_fields: &'static [&'static str],
 }
 
@@ -124,6 +133,7 @@ const BUILTINS: &[Builtin] = &[
         namespaced: false,
         has_status: true,
         short_names: &["ns"],
+        categories: &[],
         selectable_fields: &["status.phase"],
     },
     Builtin {
@@ -134,6 +144,7 @@ const BUILTINS: &[Builtin] = &[
         namespaced: true,
         has_status: true,
         short_names: &["svc"],
+        categories: &["all"],
         selectable_fields: &["spec.clusterIP", "spec.type"],
     },
     Builtin {
@@ -144,6 +155,7 @@ const BUILTINS: &[Builtin] = &[
         namespaced: true,
         has_status: false,
         short_names: &["ep"],
+        categories: &[],
         selectable_fields: &[],
     },
     Builtin {
@@ -154,6 +166,7 @@ const BUILTINS: &[Builtin] = &[
         namespaced: true,
         has_status: false,
         short_names: &[],
+        categories: &[],
         selectable_fields: &["type"],
     },
     Builtin {
@@ -164,6 +177,7 @@ const BUILTINS: &[Builtin] = &[
         namespaced: true,
         has_status: false,
         short_names: &["cm"],
+        categories: &[],
         selectable_fields: &[],
     },
     Builtin {
@@ -174,6 +188,7 @@ const BUILTINS: &[Builtin] = &[
         namespaced: false,
         has_status: true,
         short_names: &["no"],
+        categories: &[],
         selectable_fields: &["spec.unschedulable"],
     },
     Builtin {
@@ -184,6 +199,7 @@ const BUILTINS: &[Builtin] = &[
         namespaced: true,
         has_status: true,
         short_names: &["po"],
+        categories: &["all"],
         selectable_fields: &[
             "spec.nodeName",
             "spec.restartPolicy",
@@ -203,6 +219,7 @@ const BUILTINS: &[Builtin] = &[
         namespaced: true,
         has_status: false,
         short_names: &["ev"],
+        categories: &[],
         selectable_fields: CORE_EVENT_FIELDS,
     },
     Builtin {
@@ -213,6 +230,7 @@ const BUILTINS: &[Builtin] = &[
         namespaced: true,
         has_status: false,
         short_names: &[],
+        categories: &[],
         selectable_fields: &[],
     },
     Builtin {
@@ -223,6 +241,7 @@ const BUILTINS: &[Builtin] = &[
         namespaced: true,
         has_status: true,
         short_names: &["ing"],
+        categories: &[],
         selectable_fields: &[],
     },
     Builtin {
@@ -233,6 +252,7 @@ const BUILTINS: &[Builtin] = &[
         namespaced: false,
         has_status: false,
         short_names: &[],
+        categories: &[],
         selectable_fields: &[],
     },
     Builtin {
@@ -243,6 +263,7 @@ const BUILTINS: &[Builtin] = &[
         namespaced: true,
         has_status: false,
         short_names: &[],
+        categories: &[],
         selectable_fields: &[],
     },
     Builtin {
@@ -253,6 +274,7 @@ const BUILTINS: &[Builtin] = &[
         namespaced: true,
         has_status: false,
         short_names: &["ev"],
+        categories: &[],
         selectable_fields: &[
             "regarding.kind",
             "regarding.namespace",
@@ -272,6 +294,7 @@ const BUILTINS: &[Builtin] = &[
         namespaced: false,
         has_status: true,
         short_names: &["crd", "crds"],
+        categories: &[],
         selectable_fields: &[],
     },
 ];
@@ -296,11 +319,15 @@ impl Registry {
                 namespaced: b.namespaced,
                 has_status: b.has_status,
                 short_names: b.short_names.iter().map(|s| s.to_string()).collect(),
-                categories: Vec::new(),
+                categories: b.categories.iter().map(|s| s.to_string()).collect(),
                 selectable_fields: b.selectable_fields.iter().map(|s| s.to_string()).collect(),
                 schemas: BTreeMap::new(),
                 printer_columns: Vec::new(),
                 custom: false,
+                stored_as: (b.group == "events.k8s.io").then(|| ResourceKey {
+                    group: String::new(),
+                    plural: "events".to_string(),
+                }),
             };
             resources.insert(info.key(), info);
         }

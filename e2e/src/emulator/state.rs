@@ -23,7 +23,7 @@ pub struct Target {
 
 impl Target {
     pub fn key(&self) -> ResourceKey {
-        self.info.key()
+        self.info.storage_key()
     }
 
     pub fn is_status(&self) -> bool {
@@ -128,9 +128,9 @@ impl State {
 
 /// An object as a client sees it at `version`: custom resources are shown in
 /// the requested version (without conversion; all versions share one schema
-/// shape here), built-ins as stored.
+/// shape here), built-ins as stored or converted (events.k8s.io Events).
 pub fn present(object: &Value, info: &ResourceInfo, version: &str) -> Value {
-    let mut out = object.clone();
+    let mut out = super::convert::from_storage(info, object.clone());
     if info.custom {
         if let Some(map) = out.as_object_mut() {
             map.insert("apiVersion".into(), json!(info.api_version(version)));

@@ -146,8 +146,9 @@ impl WatchStream {
                     .store
                     .list(&target.key(), namespace, None)
                     .into_iter()
+                    .map(|o| present(&o, &target.info, &target.version))
                     .filter(|o| self.request.selectors.matches(o))
-                    .map(|o| json!({"type": "ADDED", "object": (*o).clone()}))
+                    .map(|o| json!({"type": "ADDED", "object": o}))
                     .collect();
                 if self.request.send_initial_events == Some(true) {
                     frames.push(self.bookmark(current, true));
@@ -201,11 +202,13 @@ impl WatchStream {
             {
                 continue;
             }
-            let now_matches = selectors.matches(&event.object);
+            // Selectors see objects as this API shows them.
+            let object = present(&event.object, &target.info, &target.version);
+            let now_matches = selectors.matches(&object);
             let matched_before = event
                 .previous
                 .as_deref()
-                .is_some_and(|p| selectors.matches(p));
+                .is_some_and(|p| selectors.matches(&present(p, &target.info, &target.version)));
             let event_type = match event.event_type {
                 EventType::Added if now_matches => EventType::Added,
                 EventType::Deleted if matched_before || now_matches => EventType::Deleted,
@@ -217,7 +220,7 @@ impl WatchStream {
                 },
                 _ => continue,
             };
-            frames.push(json!({"type": event_type.as_str(), "object": (*event.object).clone()}));
+            frames.push(json!({"type": event_type.as_str(), "object": object}));
         }
         (frames, state.store.current_rv().max(cursor), false)
     }
@@ -246,7 +249,7 @@ impl WatchStream {
         );
         if is_object_event {
             let target = &self.request.target;
-            let object = present(&event["object"], &target.info, &target.version);
+            let object = event["object"].take();
             event["object"] = match &self.request.representation {
                 Representation::Full => object,
                 Representation::Metadata => representation::partial_metadata(&object),
