@@ -108,9 +108,11 @@ fn config_map(name: &str, labels: &[(&str, &str)], data: &[(&str, &str)]) -> Con
     }
 }
 
-/// The next watcher event that is not part of an initial listing.
+/// The next watcher event that is not part of an initial listing. The
+/// ConfigMap a real cluster puts in every namespace is ignored.
 async fn next_change<K, S>(stream: &mut S) -> Event<K>
 where
+    K: kube::Resource,
     S: Stream<Item = Result<Event<K>, watcher::Error>> + Unpin,
 {
     loop {
@@ -121,10 +123,14 @@ where
             .expect("no watch error");
         match event {
             Event::Init | Event::InitApply(_) | Event::InitDone => continue,
+            Event::Apply(ref o) | Event::Delete(ref o) if o.name_any() == ROOT_CA => continue,
             change => return change,
         }
     }
 }
+
+/// Created in every namespace by a real cluster's controllers.
+const ROOT_CA: &str = "kube-root-ca.crt";
 
 /// Waits until the watcher has finished its initial listing.
 async fn initial_list_done<K, S>(stream: &mut S) -> Vec<K>
@@ -451,7 +457,7 @@ async fn label_selectors_filter_lists() {
             .items
             .iter()
             .map(|c| c.name_any())
-            .filter(|n| n != "kube-root-ca.crt")
+            .filter(|n| n != ROOT_CA)
             .collect();
         names.sort();
         assert_eq!(names, expected, "selector {selector:?}");
@@ -589,7 +595,7 @@ async fn streaming_list_watcher_ends_initial_events_with_a_bookmark() {
         .await
         .iter()
         .map(|c: &ConfigMap| c.name_any())
-        .filter(|n| n != "kube-root-ca.crt")
+        .filter(|n| n != ROOT_CA)
         .collect();
     assert_eq!(listed, vec!["before"]);
     config_maps
@@ -1161,4 +1167,50 @@ async fn kube_emulator_binary_serves_the_kubeconfig_it_writes() {
         .collect();
     assert!(names.contains(&"default".to_string()), "{names:?}");
     child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn server_side_apply_to_status_changes_only_status() {
+    let (api, ns) = setup("ssa-status").await;
+    let services: Api<Service> = Api::namespaced(api.client(), &ns.name);
+    let mut lb = service("lb");
+    lb.spec.as_mut().unwrap().type_ = Some("LoadBalancer".into());
+    let created = services.create(&PostParams::default(), &lb).await.unwrap();
+
+    let status = |ip: &str| {
+        json!({"apiVersion": "v1", "kind": "Service",
+               "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}})
+    };
+    let params = PatchParams::apply("gatehouse-ipam").force();
+    let first = services
+        .patch_status("lb", &params, &Patch::Apply(status("192.0.2.20")))
+        .await
+        .unwrap();
+    let second = services
+        .patch_status("lb", &params, &Patch::Apply(status("192.0.2.21")))
+        .await
+        .unwrap();
+    let ips: Vec<String> = second
+        .status
+        .clone()
+        .and_then(|s| s.load_balancer)
+        .and_then(|lb| lb.ingress)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|i| i.ip)
+        .collect();
+    assert_eq!(ips, vec!["192.0.2.21"]);
+    assert_eq!(
+        second.spec, created.spec,
+        "a status apply leaves the spec alone"
+    );
+    assert_eq!(second.metadata.generation, first.metadata.generation);
+    let status_manager = second
+        .managed_fields()
+        .iter()
+        .find(|m| m.manager.as_deref() == Some("gatehouse-ipam"))
+        .cloned()
+        .expect("the status applier is recorded");
+    assert_eq!(status_manager.subresource.as_deref(), Some("status"));
+    assert_eq!(status_manager.operation.as_deref(), Some("Apply"));
 }
