@@ -9,7 +9,10 @@ use clap::Parser;
 use gatehouse_e2e::emulator::{Emulator, EmulatorConfig};
 
 #[derive(Debug, Parser)]
-#[command(name = "kube-emulator", about = "An in-memory Kubernetes API server for tests")]
+#[command(
+    name = "kube-emulator",
+    about = "An in-memory Kubernetes API server for tests"
+)]
 struct Args {
     /// Address to serve plain HTTP on (loopback), e.g. 127.0.0.1:6443; port 0 picks one.
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -49,7 +52,9 @@ async fn main() -> anyhow::Result<()> {
     // The address on stdout lets a parent process find a port chosen with :0.
     println!("{}", emulator.url());
     tracing::info!(url = %emulator.url(), kubeconfig = %args.kubeconfig.display(), "ready");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     drop(emulator);
     Ok(())
 }
