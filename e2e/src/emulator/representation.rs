@@ -189,9 +189,95 @@ fn columns(info: &ResourceInfo) -> Vec<Column> {
         columns.push(column("Address", "Load balancer addresses", |o| {
             json!(load_balancer_addresses(o, "/status/loadBalancer/ingress"))
         }));
+    } else if info.group.is_empty() && info.plural == "pods" {
+        columns.push(column("Ready", "Ready containers", pod_ready));
+        columns.push(column("Status", "Pod phase", |o| {
+            if meta::is_deleting(o) {
+                return json!("Terminating");
+            }
+            o.pointer("/status/phase")
+                .cloned()
+                .unwrap_or(json!("Unknown"))
+        }));
+        columns.push(column("IP", "Pod IP", |o| {
+            o.pointer("/status/podIP")
+                .cloned()
+                .unwrap_or(json!("<none>"))
+        }));
+        columns.push(column("Node", "Node the pod runs on", |o| {
+            o.pointer("/spec/nodeName")
+                .cloned()
+                .unwrap_or(json!("<none>"))
+        }));
+    } else if info.group.is_empty() && info.plural == "nodes" {
+        columns.push(column("Status", "Node readiness", node_status));
+        columns.push(column("Version", "Kubelet version", |o| {
+            o.pointer("/status/nodeInfo/kubeletVersion")
+                .cloned()
+                .unwrap_or(json!(""))
+        }));
+    } else if info.group == "discovery.k8s.io" && info.plural == "endpointslices" {
+        columns.push(column("AddressType", "Address type", |o| {
+            o.get("addressType").cloned().unwrap_or(json!(""))
+        }));
+        columns.push(column("Endpoints", "Endpoint addresses", |o| {
+            let addresses: Vec<String> = o
+                .get("endpoints")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.pointer("/addresses/0").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect();
+            json!(if addresses.is_empty() {
+                "<unset>".to_string()
+            } else {
+                addresses.join(",")
+            })
+        }));
     }
     columns.push(column("Age", "Time since creation", age_cell));
     columns
+}
+
+/// `ready/total` containers, as `kubectl get pods` shows it.
+fn pod_ready(pod: &Value) -> Value {
+    let total = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let ready = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .map_or(0, |statuses| {
+            statuses
+                .iter()
+                .filter(|s| s.get("ready").and_then(Value::as_bool) == Some(true))
+                .count()
+        });
+    json!(format!("{ready}/{total}"))
+}
+
+/// `Ready`, `NotReady` or `Unknown`, plus `SchedulingDisabled` when cordoned.
+fn node_status(node: &Value) -> Value {
+    let ready = node
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|conditions| {
+            conditions
+                .iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+        })
+        .and_then(|c| c.get("status").and_then(Value::as_str));
+    let mut status = match ready {
+        Some("True") => "Ready".to_string(),
+        Some("False") => "NotReady".to_string(),
+        _ => "Unknown".to_string(),
+    };
+    if node.pointer("/spec/unschedulable") == Some(&json!(true)) {
+        status.push_str(",SchedulingDisabled");
+    }
+    json!(status)
 }
 
 fn load_balancer_addresses(object: &Value, pointer: &str) -> String {
@@ -322,6 +408,16 @@ mod tests {
         assert_eq!(negotiate(Some(metadata)).unwrap(), Representation::Metadata);
         assert_eq!(negotiate(None).unwrap(), Representation::Full);
         assert!(negotiate(Some("application/vnd.kubernetes.protobuf")).is_err());
+    }
+
+    #[test]
+    fn node_and_pod_columns_read_their_status() {
+        let node = json!({"spec": {"unschedulable": true},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        assert_eq!(node_status(&node), json!("Ready,SchedulingDisabled"));
+        let pod = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]},
+            "status": {"containerStatuses": [{"name": "a", "ready": true}]}});
+        assert_eq!(pod_ready(&pod), json!("1/2"));
     }
 
     #[test]
