@@ -76,13 +76,10 @@ impl Kubectl {
             namespace: format!("{prefix}-{}", std::process::id() % 100_000),
             cache: tempfile::tempdir().unwrap(),
         };
-        // Not `kubectl create namespace`: its generators send protobuf,
-        // which the emulator does not decode (see e2e/README.md).
-        let namespace = format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {}\n",
-            kubectl.namespace
-        );
-        kubectl.apply(&namespace, &[]).await;
+        // `create namespace` sends protobuf, like every kubectl generator.
+        kubectl
+            .ok(&["create", "namespace", &kubectl.namespace])
+            .await;
         kubectl
     }
 
@@ -543,4 +540,32 @@ async fn kubectl_get_watch_streams_added_modified_deleted() {
         Some("DELETED"),
         "{events:?}"
     );
+}
+
+#[tokio::test]
+async fn kubectl_create_generators_work_although_they_send_protobuf() {
+    let k = Kubectl::start("kubectl-create").await;
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=user=admin",
+    ])
+    .await;
+    k.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=mode=fast",
+    ])
+    .await;
+    let secret = k.get_json(&["secret", "creds"]).await;
+    assert_eq!(secret["data"]["user"], "YWRtaW4=");
+    assert_eq!(secret["type"], "Opaque");
+    let config_map = k.get_json(&["configmap", "settings"]).await;
+    assert_eq!(config_map["data"]["mode"], "fast");
+    k.ok(&["delete", "secret", "creds"]).await;
+    let (found, _, _) = k.run(&["get", "secret", "creds"], None).await;
+    assert!(!found);
 }

@@ -33,7 +33,10 @@ pub fn apply(info: &ResourceInfo, object: &mut Value, old: Option<&Value>, alloc
         }
         ("", "secrets") => {
             if let Some(map) = object.as_object_mut() {
-                map.entry("type").or_insert_with(|| json!("Opaque"));
+                let unset = map.get("type").is_none_or(|t| t.is_null() || t == "");
+                if unset {
+                    map.insert("type".into(), json!("Opaque"));
+                }
             }
             fold_string_data(object);
         }

@@ -17,6 +17,7 @@ use super::engine::{DeleteOutcome, ListPage, Selectors, WriteOptions};
 use super::error::ApiError;
 use super::openapi;
 use super::patch::PatchKind;
+use super::protobuf;
 use super::representation::{self, IncludeObject, Representation};
 use super::routes::{route, Route};
 use super::selectors::{FieldSelector, LabelSelector};
@@ -92,14 +93,15 @@ impl Call {
         Ok(Selectors { labels, fields })
     }
 
-    /// Parses the body as JSON, or YAML when the client says so.
+    /// Parses the body as JSON, YAML or (for a few kinds) protobuf, by Content-Type.
     fn json_body(&self) -> Result<Value, ApiError> {
-        if self.content_type.contains("protobuf") || self.content_type.contains("cbor") {
+        if self.content_type.contains("protobuf") {
+            return protobuf::decode(&self.body);
+        }
+        if self.content_type.contains("cbor") {
             return Err(ApiError::UnsupportedMediaType {
                 message: format!(
-                    "the kube emulator decodes only JSON and YAML bodies, not {} (kubectl's \
-                     `create <generator>` commands send protobuf: use `kubectl apply` or \
-                     `kubectl create -f` instead)",
+                    "the kube emulator decodes JSON, YAML and some protobuf, not {}",
                     self.content_type
                 ),
             });

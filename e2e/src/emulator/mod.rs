@@ -25,6 +25,7 @@ mod list_keys;
 mod meta;
 mod openapi;
 mod patch;
+mod protobuf;
 mod representation;
 mod resources;
 mod routes;
