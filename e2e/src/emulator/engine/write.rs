@@ -108,7 +108,6 @@ impl State {
             Ownership::Applied(managers) => managers,
         };
         ssa::write_managers(&mut object, &managers);
-        stamp_managers(&mut object, &target.api_version());
         self.finish_object(target, &mut object, None)?;
         if dry_run {
             return Ok(present(&object, info, &target.version));
@@ -258,8 +257,8 @@ impl State {
         Writer {
             manager,
             subresource: target.subresource.as_deref().unwrap_or(""),
-            api_version: API_VERSION_PLACEHOLDER,
-            time: TIME_PLACEHOLDER,
+            api_version: target.api_version(),
+            time: meta::now_rfc3339(),
             scope,
             builtin: !target.info.custom,
         }
@@ -345,7 +344,6 @@ impl State {
             Ownership::Applied(managers) => managers,
         };
         ssa::write_managers(&mut object, &managers);
-        stamp_managers(&mut object, &target.api_version());
         if same_content(old, &object) {
             // No-op writes do not bump the resourceVersion or notify watchers.
             return Ok(present(old, info, &target.version));
@@ -362,27 +360,6 @@ impl State {
         let stored = self.store.put(&info.storage_key(), object);
         self.after_write(info, &stored);
         Ok(present(&stored, info, &target.version))
-    }
-}
-
-const API_VERSION_PLACEHOLDER: &str = "";
-const TIME_PLACEHOLDER: &str = "";
-
-/// Fills apiVersion and time into entries written during this request.
-fn stamp_managers(object: &mut Value, api_version: &str) {
-    let now = meta::now_rfc3339();
-    if let Some(Value::Array(entries)) = object
-        .get_mut("metadata")
-        .and_then(|m| m.get_mut("managedFields"))
-    {
-        for entry in entries.iter_mut() {
-            if entry.get("time").and_then(Value::as_str) == Some(TIME_PLACEHOLDER) {
-                entry["time"] = json!(now);
-            }
-            if entry.get("apiVersion").and_then(Value::as_str) == Some(API_VERSION_PLACEHOLDER) {
-                entry["apiVersion"] = json!(api_version);
-            }
-        }
     }
 }
 

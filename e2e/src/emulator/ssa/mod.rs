@@ -96,8 +96,8 @@ pub fn write_managers(object: &mut Value, managers: &[ManagerEntry]) {
 pub struct Writer<'a> {
     pub manager: &'a str,
     pub subresource: &'a str,
-    pub api_version: &'a str,
-    pub time: &'a str,
+    pub api_version: String,
+    pub time: String,
     pub scope: Scope,
     pub builtin: bool,
 }
@@ -157,8 +157,8 @@ fn entry_for<'m>(
             managers.push(ManagerEntry {
                 manager: writer.manager.to_string(),
                 operation: operation.to_string(),
-                api_version: writer.api_version.to_string(),
-                time: writer.time.to_string(),
+                api_version: writer.api_version.clone(),
+                time: writer.time.clone(),
                 subresource: writer.subresource.to_string(),
                 fields: BTreeSet::new(),
             });
@@ -166,8 +166,8 @@ fn entry_for<'m>(
         }
     };
     let entry = &mut managers[index];
-    entry.time = writer.time.to_string();
-    entry.api_version = writer.api_version.to_string();
+    entry.time = writer.time.clone();
+    entry.api_version = writer.api_version.clone();
     entry
 }
 
@@ -337,8 +337,8 @@ mod tests {
         Writer {
             manager,
             subresource: "",
-            api_version: "v1",
-            time: "2026-01-01T00:00:00Z",
+            api_version: "v1".to_string(),
+            time: "2026-01-01T00:00:00Z".to_string(),
             scope: Scope::WithoutStatus,
             builtin: true,
         }
