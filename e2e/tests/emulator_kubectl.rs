@@ -498,9 +498,12 @@ async fn kubectl_get_watch_streams_added_modified_deleted() {
         .expect("start kubectl get -w");
     let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
 
-    // Give the watch a moment to start before changing things.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Each change waits for the previous one to show, so a slow-starting
+    // watch cannot fold them into its initial listing.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut events: Vec<String> = Vec::new();
     k.apply(&service_manifest("web", 80), &[]).await;
+    wait_for_event(&mut lines, &mut events, "ADDED", deadline).await;
     k.ok(&[
         "patch",
         "service",
@@ -510,36 +513,11 @@ async fn kubectl_get_watch_streams_added_modified_deleted() {
         r#"{"metadata":{"labels":{"x":"y"}}}"#,
     ])
     .await;
+    wait_for_event(&mut lines, &mut events, "MODIFIED", deadline).await;
     k.ok(&["delete", "service", "web"]).await;
-
-    let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !events.iter().any(|e: &String| e == "DELETED") {
-        let line = tokio::time::timeout_at(deadline, lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("watch output in time; saw {events:?}"))
-            .unwrap()
-            .unwrap_or_else(|| panic!("kubectl get -w ended early; saw {events:?}"));
-        let mut words = line.split_whitespace();
-        let (Some(event), Some(name)) = (words.next(), words.next()) else {
-            continue;
-        };
-        if name == "web" {
-            events.push(event.to_string());
-        }
-    }
+    wait_for_event(&mut lines, &mut events, "DELETED", deadline).await;
     watch.kill().await.unwrap();
-    assert_eq!(
-        events.first().map(String::as_str),
-        Some("ADDED"),
-        "{events:?}"
-    );
-    assert!(events.contains(&"MODIFIED".to_string()), "{events:?}");
-    assert_eq!(
-        events.last().map(String::as_str),
-        Some("DELETED"),
-        "{events:?}"
-    );
+    assert_eq!(events, vec!["ADDED", "MODIFIED", "DELETED"]);
 }
 
 #[tokio::test]
@@ -568,4 +546,25 @@ async fn kubectl_create_generators_work_although_they_send_protobuf() {
     k.ok(&["delete", "secret", "creds"]).await;
     let (found, _, _) = k.run(&["get", "secret", "creds"], None).await;
     assert!(!found);
+}
+
+/// Reads `kubectl get -w --output-watch-events` lines until the last event
+/// about `web` is `wanted`.
+async fn wait_for_event(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    events: &mut Vec<String>,
+    wanted: &str,
+    deadline: tokio::time::Instant,
+) {
+    while events.last().map(String::as_str) != Some(wanted) {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("{wanted} in time; saw {events:?}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("kubectl get -w ended early; saw {events:?}"));
+        let mut words = line.split_whitespace();
+        if let (Some(event), Some("web")) = (words.next(), words.next()) {
+            events.push(event.to_string());
+        }
+    }
 }
