@@ -4,7 +4,7 @@ use crate::manifests::watch::DirWatcher;
 use crate::manifests::ManifestSet;
 use crate::publisher::Publisher;
 use crate::report::DiagnosticLog;
-use crate::translate::{class::ClassConfig, translate};
+use crate::translate::{translate, TranslateConfig};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -25,7 +25,7 @@ pub enum LocalModeError {
 /// Runs the rebuild loop until the watcher stops.
 pub async fn run(
     dir: PathBuf,
-    classes: ClassConfig,
+    config: TranslateConfig,
     mut publisher: Publisher,
 ) -> Result<(), LocalModeError> {
     let dir_error = |source| LocalModeError::Directory {
@@ -42,9 +42,9 @@ pub async fn run(
     let mut watcher = DirWatcher::new(&dir)?;
     let mut set = ManifestSet::new(&dir);
     let mut rebuild = Rebuild::default();
-    rebuild.run(&mut set, &classes, &mut publisher)?;
+    rebuild.run(&mut set, &config, &mut publisher)?;
     while watcher.changed().await {
-        rebuild.run(&mut set, &classes, &mut publisher)?;
+        rebuild.run(&mut set, &config, &mut publisher)?;
     }
     Ok(())
 }
@@ -60,7 +60,7 @@ impl Rebuild {
     fn run(
         &mut self,
         set: &mut ManifestSet,
-        classes: &ClassConfig,
+        config: &TranslateConfig,
         publisher: &mut Publisher,
     ) -> Result<(), LocalModeError> {
         let started = Instant::now();
@@ -87,7 +87,11 @@ impl Rebuild {
         for (kind, n) in state.counts() {
             metrics::gauge!("gatehouse_controller_objects", "kind" => kind).set(n as f64);
         }
-        let translation = translate(&state, classes);
+        let config = TranslateConfig {
+            now: unix_now(),
+            ..config.clone()
+        };
+        let translation = translate(&state, &config);
         self.diagnostics.update(&translation.diagnostics);
         let routes: usize = translation
             .snapshot
@@ -111,4 +115,10 @@ impl Rebuild {
         }
         Ok(())
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

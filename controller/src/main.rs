@@ -5,6 +5,7 @@ use clap::{Parser, ValueEnum};
 use gatehouse_controller::publisher::Publisher;
 use gatehouse_controller::snapshot_server::{self, ServerState};
 use gatehouse_controller::translate::class::ClassConfig;
+use gatehouse_controller::translate::TranslateConfig;
 use gatehouse_controller::{local, CONTROLLER_NAME};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,6 +38,12 @@ struct Args {
     #[arg(long, env = "GATEHOUSE_CONTROLLER_NAME", default_value = CONTROLLER_NAME)]
     controller_name: String,
 
+    /// The Secret (`namespace/name`, type kubernetes.io/tls) served for TLS
+    /// handshakes that match no Ingress TLS host. Without it, gateways serve a
+    /// self-signed certificate they generate at start-up.
+    #[arg(long, env = "GATEHOUSE_DEFAULT_CERTIFICATE", value_parser = parse_object_name)]
+    default_certificate: Option<(String, String)>,
+
     /// Log format.
     #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -46,6 +53,15 @@ struct Args {
 enum LogFormat {
     Text,
     Json,
+}
+
+fn parse_object_name(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_owned(), name.to_owned()))
+        }
+        _ => Err(format!("{s:?} must be namespace/name")),
+    }
 }
 
 fn init_logging(format: LogFormat) {
@@ -92,13 +108,17 @@ async fn main() -> anyhow::Result<()> {
         },
     ));
 
-    let classes = ClassConfig {
-        class_name: args.ingress_class,
-        controller_name: args.controller_name,
+    let config = TranslateConfig {
+        classes: ClassConfig {
+            class_name: args.ingress_class,
+            controller_name: args.controller_name,
+        },
+        default_certificate: args.default_certificate,
+        now: 0, // set at each rebuild
     };
-    tracing::info!(dir = %args.manifests.display(), class = %classes.class_name, "local mode");
+    tracing::info!(dir = %args.manifests.display(), class = %config.classes.class_name, "local mode");
     tokio::select! {
-        res = local::run(args.manifests, classes, publisher) => res.context("local mode")?,
+        res = local::run(args.manifests, config, publisher) => res.context("local mode")?,
         _ = shutdown_signal() => tracing::info!("shutting down"),
     }
     Ok(())

@@ -3,7 +3,8 @@
 //! simulated cluster.
 
 pub mod client;
-pub mod echo;
-pub mod local;
 pub mod cluster;
+pub mod echo;
 pub mod emulator;
+pub mod local;
+pub mod tls;

@@ -132,6 +132,8 @@ pub struct LocalGateway {
     pub controller: NsProcess,
     pub gateway: NsProcess,
     pub http: SocketAddr,
+    /// HTTPS listener; redirects point to its port.
+    pub https: SocketAddr,
     pub admin: SocketAddr,
     pub snapshot: SocketAddr,
     pub client: TestClient,
@@ -146,6 +148,7 @@ impl LocalGateway {
             .map_err(io("writing class.yaml"))?;
         let snapshot = free_addr()?;
         let http = free_addr()?;
+        let https = free_addr()?;
         let admin = free_addr()?;
         let mut cmd = Command::new(binary("gatehouse-controller")?);
         cmd.arg("--manifests")
@@ -156,6 +159,8 @@ impl LocalGateway {
         let mut cmd = Command::new(binary("gatehouse-gateway")?);
         cmd.args(["--controller", &format!("http://{snapshot}")])
             .args(["--http-addr", &http.to_string()])
+            .args(["--https-addr", &https.to_string()])
+            .args(["--https-redirect-port", &https.port().to_string()])
             .args(["--admin-addr", &admin.to_string()])
             .args(["--threads", "2"])
             .args(gateway_args);
@@ -165,6 +170,7 @@ impl LocalGateway {
             controller,
             gateway,
             http,
+            https,
             admin,
             snapshot,
             client: TestClient::http1(),

@@ -1,6 +1,8 @@
 //! The routing path end to end in local mode: the real controller and
 //! gateway binaries on ephemeral loopback ports, echo backends as pods.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use gatehouse_e2e::client::{h2c_get, Reply};
 use gatehouse_e2e::local::{endpoint_slice, free_addr, service_manifest, EchoPod, LocalGateway};
 use std::collections::BTreeMap;
@@ -345,7 +347,7 @@ async fn manifest_edit_under_load_switches_with_zero_failures() {
     for w in workers {
         w.await.unwrap();
     }
-    let failures = failures.lock().unwrap();
+    let failures = std::mem::take(&mut *failures.lock().unwrap());
     assert!(
         failures.is_empty(),
         "{} failed of {}: {:?}",

@@ -3,6 +3,7 @@
 
 use crate::metrics as m;
 use crate::table::RouteTable;
+use crate::tls::{CertStore, SniResolver};
 use arc_swap::ArcSwap;
 use gatehouse_model::{SnapshotError, SnapshotFrame};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +15,8 @@ use std::time::Instant;
 pub struct SharedTable {
     pub table: Arc<ArcSwap<RouteTable>>,
     ready: Arc<AtomicBool>,
+    /// Present when an HTTPS listener is configured.
+    pub tls: Option<Arc<SniResolver>>,
 }
 
 /// Why a snapshot was not installed; the previous one keeps serving.
@@ -34,6 +37,14 @@ pub fn parse_frame(bytes: &[u8]) -> Result<SnapshotFrame, InstallError> {
 }
 
 impl SharedTable {
+    /// An empty table; `tls` when an HTTPS listener is configured.
+    pub fn new(tls: Option<Arc<SniResolver>>) -> Self {
+        SharedTable {
+            tls,
+            ..SharedTable::default()
+        }
+    }
+
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
@@ -54,6 +65,15 @@ impl SharedTable {
         }
         let table = RouteTable::compile(frame.version, &frame.snapshot);
         let routes = table.route_count;
+        if let Some(resolver) = &self.tls {
+            let (store, errors) = CertStore::compile(&frame.snapshot);
+            for e in errors {
+                // The controller checked it; if it still fails here its hosts
+                // get the default certificate and everything else goes on.
+                tracing::error!("{e}; its hosts are served with the default certificate");
+            }
+            resolver.swap(store);
+        }
         self.table.store(Arc::new(table));
         self.ready.store(true, Ordering::Release);
         metrics::gauge!(m::SNAPSHOT_VERSION).set(frame.version as f64);

@@ -9,3 +9,4 @@ pub mod install;
 pub mod metrics;
 pub mod proxy;
 pub mod table;
+pub mod tls;

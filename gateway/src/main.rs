@@ -4,12 +4,19 @@ use anyhow::Context;
 use clap::{ArgGroup, Parser, ValueEnum};
 use gatehouse_gateway::controller_client::{self, ControllerUrl};
 use gatehouse_gateway::install::{parse_frame, SharedTable};
-use gatehouse_gateway::proxy::{Gateway, UpstreamConfig};
+use gatehouse_gateway::metrics::CERTIFICATE_EXPIRY;
+use gatehouse_gateway::proxy::{Gateway, HttpsConfig, UpstreamConfig};
+use gatehouse_gateway::tls::handshake_metrics::{
+    HandshakeCounter, HandshakeFailureLayer, QuietHandshakeFailures,
+};
+use gatehouse_gateway::tls::{self_signed, SniResolver};
 use pingora_core::apps::HttpServerOptions;
+use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[global_allocator]
@@ -34,6 +41,28 @@ struct Args {
     /// Address for HTTP/1.1 and cleartext HTTP/2 (prior knowledge) traffic.
     #[arg(long, env = "GATEHOUSE_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
+
+    /// Address for HTTPS (TLS 1.2/1.3, ALPN h2 and http/1.1). Off unless set.
+    #[arg(long, env = "GATEHOUSE_HTTPS_ADDR")]
+    https_addr: Option<SocketAddr>,
+
+    /// The port HTTP→HTTPS redirects point to (the port clients reach the
+    /// HTTPS listener on from outside, e.g. through a load balancer).
+    #[arg(long, env = "GATEHOUSE_HTTPS_REDIRECT_PORT", default_value_t = 443)]
+    https_redirect_port: u16,
+
+    /// Send `Strict-Transport-Security` with this max-age (seconds) on
+    /// responses over HTTPS; 0 disables HSTS.
+    #[arg(long, env = "GATEHOUSE_HSTS_MAX_AGE", default_value_t = 0)]
+    hsts_max_age: u64,
+
+    /// Add `includeSubDomains` to the HSTS header.
+    #[arg(long, env = "GATEHOUSE_HSTS_INCLUDE_SUBDOMAINS")]
+    hsts_include_subdomains: bool,
+
+    /// Add `preload` to the HSTS header.
+    #[arg(long, env = "GATEHOUSE_HSTS_PRELOAD")]
+    hsts_preload: bool,
 
     /// Address for /healthz, /readyz and /metrics.
     #[arg(long, env = "GATEHOUSE_ADMIN_ADDR", default_value = "0.0.0.0:9901")]
@@ -101,15 +130,36 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn init_logging(format: LogFormat) {
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let quiet = QuietHandshakeFailures {
+        log_them: std::env::var("GATEHOUSE_LOG_HANDSHAKE_ERRORS").is_ok_and(|v| v == "1"),
+    };
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(HandshakeFailureLayer)
+        .with(fmt.with_filter(quiet))
+        .init();
+}
+
+fn hsts_header(args: &Args) -> anyhow::Result<Option<http::HeaderValue>> {
+    if args.hsts_max_age == 0 {
+        return Ok(None);
     }
+    let mut value = format!("max-age={}", args.hsts_max_age);
+    if args.hsts_include_subdomains {
+        value.push_str("; includeSubDomains");
+    }
+    if args.hsts_preload {
+        value.push_str("; preload");
+    }
+    Ok(Some(http::HeaderValue::from_str(&value)?))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -123,7 +173,16 @@ fn main() -> anyhow::Result<()> {
         .install_recorder()
         .context("installing the metrics recorder")?;
 
-    let shared = SharedTable::default();
+    // With HTTPS, a self-signed certificate serves whatever no snapshot
+    // certificate covers, until the controller names a default.
+    let fallback = match args.https_addr {
+        Some(_) => Some(self_signed::generate().context("default certificate")?),
+        None => None,
+    };
+    let resolver = fallback
+        .as_ref()
+        .map(|f| Arc::new(SniResolver::new(f.key.clone())));
+    let shared = SharedTable::new(resolver.clone());
     if let Some(path) = &args.snapshot_file {
         let bytes = std::fs::read(path)
             .with_context(|| format!("reading --snapshot-file {}", path.display()))?;
@@ -145,9 +204,18 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding --admin-addr {}", args.admin_addr))?;
     admin_listener.set_nonblocking(true)?;
     let control_shared = shared.clone();
+    let fallback_expiry = fallback.as_ref().map_or(0, |f| f.not_after);
     std::thread::Builder::new()
         .name("gatehouse-control".into())
-        .spawn(move || control_plane(admin_listener, control_shared, metrics, controller))
+        .spawn(move || {
+            control_plane(
+                admin_listener,
+                control_shared,
+                metrics,
+                controller,
+                fallback_expiry,
+            )
+        })
         .context("starting the control thread")?;
 
     let conf = ServerConf {
@@ -170,6 +238,10 @@ fn main() -> anyhow::Result<()> {
             idle_timeout: args.upstream_idle_timeout,
             connect_attempts: args.upstream_connect_attempts,
         },
+        https: HttpsConfig {
+            redirect_port: args.https_addr.map(|_| args.https_redirect_port),
+            hsts: hsts_header(&args)?,
+        },
     };
     let mut proxy = pingora_proxy::http_proxy_service_with_name(
         &server.configuration,
@@ -177,13 +249,25 @@ fn main() -> anyhow::Result<()> {
         "gatehouse-http",
     );
     proxy.add_tcp(&args.http_addr.to_string());
+    if let (Some(addr), Some(resolver)) = (args.https_addr, resolver) {
+        let mut tls =
+            TlsSettings::with_callbacks(Box::new(HandshakeCounter)).context("TLS settings")?;
+        tls.set_cert_resolver(resolver);
+        tls.enable_h2();
+        proxy.add_tls_with_settings(&addr.to_string(), None, tls);
+    }
     if let Some(app) = proxy.app_logic_mut() {
         let mut opts = HttpServerOptions::default();
         opts.h2c = true;
         app.server_options = Some(opts);
     }
     server.add_service(proxy);
-    tracing::info!(http = %args.http_addr, admin = %args.admin_addr, "gateway starting");
+    tracing::info!(
+        http = %args.http_addr,
+        https = ?args.https_addr,
+        admin = %args.admin_addr,
+        "gateway starting"
+    );
     server.run_forever();
 }
 
@@ -192,6 +276,7 @@ fn control_plane(
     shared: SharedTable,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     controller: Option<ControllerUrl>,
+    fallback_expiry: i64,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -223,9 +308,35 @@ fn control_plane(
             shared.clone(),
             metrics,
         ));
+        if let Some(resolver) = shared.tls.clone() {
+            tokio::spawn(publish_certificate_expiry(resolver, fallback_expiry));
+        }
         match controller {
             Some(url) => controller_client::follow(url, shared).await,
             None => std::future::pending().await,
         }
     });
+}
+
+/// Keeps `gatehouse_gateway_tls_certificate_expiry_seconds` current. A
+/// certificate no longer in use reads NaN (the exporter cannot drop series).
+async fn publish_certificate_expiry(resolver: Arc<SniResolver>, fallback_expiry: i64) {
+    let mut published: std::collections::BTreeSet<String> = Default::default();
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let current = resolver.expiries(fallback_expiry);
+        let names: std::collections::BTreeSet<String> =
+            current.iter().map(|(n, _)| n.clone()).collect();
+        for gone in published.difference(&names) {
+            metrics::gauge!(CERTIFICATE_EXPIRY, "certificate" => gone.clone()).set(f64::NAN);
+        }
+        for (name, not_after) in current {
+            metrics::gauge!(CERTIFICATE_EXPIRY, "certificate" => name)
+                .set((not_after - now) as f64);
+        }
+        published = names;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
 }

@@ -27,10 +27,21 @@ pub struct UpstreamConfig {
     pub connect_attempts: u8,
 }
 
+/// How plain HTTP relates to HTTPS.
+#[derive(Debug, Clone, Default)]
+pub struct HttpsConfig {
+    /// The port HTTP→HTTPS redirects point to; `None` when there is no HTTPS
+    /// listener (then nothing is redirected).
+    pub redirect_port: Option<u16>,
+    /// `Strict-Transport-Security` value added to responses sent over TLS.
+    pub hsts: Option<http::HeaderValue>,
+}
+
 /// The proxy service; shared by all worker threads.
 pub struct Gateway {
     pub table: Arc<ArcSwap<RouteTable>>,
     pub upstream: UpstreamConfig,
+    pub https: HttpsConfig,
 }
 
 /// Per-request state.
@@ -41,6 +52,8 @@ pub struct RequestCtx {
     tried: u64,
     attempts: u8,
     request_id: Option<RequestId>,
+    /// The client connection is TLS.
+    tls: bool,
 }
 
 const NOT_FOUND: &[u8] = b"404 Not Found: no Ingress rule matches this host and path\n";
@@ -57,6 +70,7 @@ impl ProxyHttp for Gateway {
             tried: 0,
             attempts: 0,
             request_id: None,
+            tls: false,
         }
     }
 
@@ -73,11 +87,27 @@ impl ProxyHttp for Gateway {
         let target = table.find(&host, req.uri.path()).cloned();
         drop(table);
         ctx.request_id = Some(forwarded::request_id(req));
+        ctx.tls = is_tls(session);
+        let hsts = self.hsts_for(ctx);
+        if let (Some(t), Some(port)) = (&target, self.https.redirect_port) {
+            if t.redirect_to_https && !ctx.tls {
+                let req = session.req_header();
+                if !req.uri.path().starts_with(ACME_CHALLENGE) {
+                    let location = https_location(
+                        &host,
+                        port,
+                        req.uri.path_and_query().map_or("/", |p| p.as_str()),
+                    );
+                    ctx.target = target;
+                    return redirect(session, &location).await;
+                }
+            }
+        }
         match target {
-            None => respond(session, 404, NOT_FOUND).await,
+            None => respond(session, 404, NOT_FOUND, hsts).await,
             Some(t) if t.backend.endpoints.is_empty() => {
                 ctx.target = Some(t);
-                respond(session, 503, NO_ENDPOINTS).await
+                respond(session, 503, NO_ENDPOINTS, hsts).await
             }
             Some(t) => {
                 ctx.target = Some(t);
@@ -142,9 +172,21 @@ impl ProxyHttp for Gateway {
                 .server_addr()
                 .and_then(|a| a.as_inet())
                 .map(|a| a.port()),
-            tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
+            tls: ctx.tls,
         };
         forwarded::set_headers(upstream_request, conn, ctx.request_id.as_ref())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> Result<()> {
+        if let Some(hsts) = self.hsts_for(ctx) {
+            upstream_response.insert_header(header::STRICT_TRANSPORT_SECURITY, hsts.clone())?;
+        }
+        Ok(())
     }
 
     async fn fail_to_proxy(
@@ -177,6 +219,33 @@ impl ProxyHttp for Gateway {
     }
 }
 
+impl Gateway {
+    fn hsts_for(&self, ctx: &RequestCtx) -> Option<&http::HeaderValue> {
+        self.https.hsts.as_ref().filter(|_| ctx.tls)
+    }
+}
+
+fn is_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
+/// ACME HTTP-01 challenges must stay reachable over plain HTTP.
+const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
+
+/// `https://host[:port]/path?query`; the port is left out when it is 443.
+pub fn https_location(host: &str, port: u16, path_and_query: &str) -> String {
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    if port == 443 {
+        format!("https://{host}{path_and_query}")
+    } else {
+        format!("https://{host}:{port}{path_and_query}")
+    }
+}
+
 /// The status a failed request gets: timeouts talking to the upstream are
 /// 504, other upstream failures 502.
 pub fn status_for_error(e: &Error) -> u16 {
@@ -205,14 +274,61 @@ pub fn status_for_error(e: &Error) -> u16 {
 }
 
 /// Answers a request ourselves, keeping the connection open.
-async fn respond(session: &mut Session, status: u16, body: &'static [u8]) -> Result<bool> {
-    let mut resp = ResponseHeader::build(status, Some(3))?;
+async fn respond(
+    session: &mut Session,
+    status: u16,
+    body: &'static [u8],
+    hsts: Option<&http::HeaderValue>,
+) -> Result<bool> {
+    let mut resp = ResponseHeader::build(status, Some(4))?;
     resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
     resp.insert_header(header::CONTENT_LENGTH, body.len())?;
     resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+    if let Some(h) = hsts {
+        resp.insert_header(header::STRICT_TRANSPORT_SECURITY, h.clone())?;
+    }
     session.write_response_header(Box::new(resp), false).await?;
     session
         .write_response_body(Some(Bytes::from_static(body)), true)
         .await?;
     Ok(true)
+}
+
+/// A 308 to HTTPS (method and body preserved, unlike 301/302).
+async fn redirect(session: &mut Session, location: &str) -> Result<bool> {
+    let mut resp = ResponseHeader::build(308, Some(3))?;
+    resp.insert_header(header::LOCATION, location)?;
+    resp.insert_header(header::CONTENT_LENGTH, 0)?;
+    resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+    session.write_response_header(Box::new(resp), true).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_locations() {
+        let cases = [
+            (
+                "default_port_omitted",
+                "a.test",
+                443,
+                "/x?y=1",
+                "https://a.test/x?y=1",
+            ),
+            (
+                "other_port_kept",
+                "a.test",
+                8443,
+                "/",
+                "https://a.test:8443/",
+            ),
+            ("ipv6_bracketed", "::1", 8443, "/p", "https://[::1]:8443/p"),
+        ];
+        for (name, host, port, pq, want) in cases {
+            assert_eq!(https_location(host, port, pq), want, "case {name}");
+        }
+    }
 }

@@ -45,6 +45,8 @@ impl BackendState {
 pub struct RouteTarget {
     pub backend: Arc<BackendState>,
     pub metrics: RouteMetrics,
+    /// Plain-HTTP requests are redirected to HTTPS (when an HTTPS listener exists).
+    pub redirect_to_https: bool,
 }
 
 /// A compiled snapshot.
@@ -90,12 +92,14 @@ impl RouteTable {
                 Arc::new(RouteTarget {
                     backend: backend(&route.backend),
                     metrics: RouteMetrics::new(vh.host.to_string(), route.backend.0.clone()),
+                    redirect_to_https: route.redirect_to_https,
                 })
             },
             |id| {
                 Arc::new(RouteTarget {
                     backend: backend(id),
                     metrics: RouteMetrics::new(String::new(), id.0.clone()),
+                    redirect_to_https: false,
                 })
             },
         );

@@ -10,6 +10,10 @@ pub mod host;
 pub mod path;
 pub mod router;
 pub mod snapshot;
+pub mod tls;
+
+#[cfg(feature = "certs")]
+pub mod certs;
 
 pub use host::{HostError, HostMatch};
 pub use path::{PathError, PathMatch};
@@ -18,3 +22,4 @@ pub use snapshot::{
     Backend, BackendId, Endpoint, ObjectRef, Route, Snapshot, SnapshotError, SnapshotFrame,
     VirtualHost,
 };
+pub use tls::{Certificate, CertificateId, TlsHost};

@@ -1,7 +1,7 @@
 //! The routing snapshot: everything a gateway needs to route, and nothing else
 //! (no Kubernetes objects, no credentials beyond the certificates it serves).
 
-use crate::{HostMatch, PathMatch};
+use crate::{Certificate, CertificateId, HostMatch, PathMatch, TlsHost};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -61,6 +61,9 @@ pub struct Route {
     pub backend: BackendId,
     /// The Ingress the rule came from.
     pub source: ObjectRef,
+    /// Plain-HTTP requests get a 308 redirect to HTTPS instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redirect_to_https: bool,
 }
 
 /// All routes for one host match, in no particular order (precedence is a
@@ -103,6 +106,15 @@ pub struct Snapshot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_backend: Option<BackendId>,
     pub backends: BTreeMap<BackendId, Backend>,
+    /// Hosts served over TLS and their certificates, sorted by host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls_hosts: Vec<TlsHost>,
+    /// The certificate for handshakes no TLS host matches (the controller's
+    /// `--default-certificate`); absent: the gateway's own self-signed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_certificate: Option<CertificateId>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub certificates: BTreeMap<CertificateId, Certificate>,
 }
 
 impl Snapshot {
@@ -120,6 +132,25 @@ impl Snapshot {
                     });
                 }
             }
+        }
+        let cert_known = |id: &CertificateId| self.certificates.contains_key(id);
+        for t in &self.tls_hosts {
+            if let Some(id) = t.certificate.as_ref().filter(|id| !cert_known(id)) {
+                return Err(SnapshotError::UnknownCertificate {
+                    certificate: id.clone(),
+                    host: t.host.to_string(),
+                });
+            }
+        }
+        if let Some(id) = self
+            .default_certificate
+            .as_ref()
+            .filter(|id| !cert_known(id))
+        {
+            return Err(SnapshotError::UnknownCertificate {
+                certificate: id.clone(),
+                host: "default certificate".into(),
+            });
         }
         if let Some(d) = &self.default_backend {
             if !known(d) {
@@ -142,6 +173,11 @@ pub enum SnapshotError {
         backend: BackendId,
         host: String,
         path: String,
+    },
+    #[error("TLS host {host:?} names certificate {certificate} which the snapshot does not carry")]
+    UnknownCertificate {
+        certificate: CertificateId,
+        host: String,
     },
 }
 
@@ -182,10 +218,12 @@ mod tests {
                         path: PathMatch::Prefix("/".into()),
                         backend: id.clone(),
                         source: ObjectRef::new("Ingress", "default", "web"),
+                        redirect_to_https: true,
                     }],
                 }],
                 default_backend: Some(id),
                 backends,
+                ..Snapshot::default()
             },
         };
         let json = serde_json::to_string(&frame).unwrap();

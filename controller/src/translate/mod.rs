@@ -5,9 +5,12 @@
 pub mod backend;
 pub mod class;
 pub mod diagnostics;
+pub mod tls;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 
 use crate::state::ClusterState;
 use backend::PortRef;
@@ -15,10 +18,33 @@ use class::{class_status, is_ours, ClassConfig, ClassStatus};
 pub use diagnostics::Diagnostic;
 use diagnostics::Diagnostics;
 use gatehouse_model::{
-    Backend, BackendId, HostMatch, ObjectRef, PathMatch, Route, Snapshot, VirtualHost,
+    Backend, BackendId, Certificate, CertificateId, HostMatch, ObjectRef, PathMatch, Route,
+    Snapshot, TlsHost, VirtualHost,
 };
-use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressTLS};
 use std::collections::{BTreeMap, HashMap};
+use tls::{redirect_policy, RedirectPolicy, SecretCache};
+
+/// Everything translation depends on besides the cluster objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranslateConfig {
+    pub classes: ClassConfig,
+    /// `namespace/name` of the Secret for handshakes no TLS host matches.
+    pub default_certificate: Option<(String, String)>,
+    /// The current time (unix seconds), for certificate validity.
+    pub now: i64,
+}
+
+impl TranslateConfig {
+    /// Defaults, at the given time.
+    pub fn at(now: i64) -> Self {
+        TranslateConfig {
+            classes: ClassConfig::default(),
+            default_certificate: None,
+            now,
+        }
+    }
+}
 
 /// The result of one translation.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -30,16 +56,17 @@ pub struct Translation {
 }
 
 /// Builds the snapshot for the current cluster state.
-pub fn translate(state: &ClusterState, config: &ClassConfig) -> Translation {
+pub fn translate(state: &ClusterState, config: &TranslateConfig) -> Translation {
     let mut diags = Diagnostics::default();
-    let status = class_status(config, &state.ingress_classes);
+    let classes = &config.classes;
+    let status = class_status(classes, &state.ingress_classes);
     if let ClassStatus::Foreign { controller } = &status {
         diags.push(
-            &ObjectRef::new("IngressClass", "", &config.class_name),
+            &ObjectRef::new("IngressClass", "", &classes.class_name),
             "ForeignIngressClass",
             format!(
                 "IngressClass {} belongs to controller {controller:?}, not {:?}; no Ingress is served",
-                config.class_name, config.controller_name
+                classes.class_name, classes.controller_name
             ),
         );
     }
@@ -47,12 +74,15 @@ pub fn translate(state: &ClusterState, config: &ClassConfig) -> Translation {
     let mut ours: Vec<&Ingress> = state
         .ingresses
         .values()
-        .filter(|ing| is_ours(config, &status, ing))
+        .filter(|ing| is_ours(classes, &status, ing))
         .collect();
     // Oldest first: on conflicts the first claim wins.
     ours.sort_by(|a, b| age_key(a).cmp(&age_key(b)));
 
-    let mut builder = SnapshotBuilder::new(state);
+    let mut builder = SnapshotBuilder::new(state, config.now);
+    if let Some((ns, name)) = &config.default_certificate {
+        builder.set_default_certificate(ns, name, &mut diags);
+    }
     for ingress in &ours {
         builder.add_ingress(ingress, &mut diags);
     }
@@ -96,10 +126,16 @@ struct SnapshotBuilder<'a> {
     backends: BTreeMap<BackendId, Backend>,
     /// Backend problems, reported on every Ingress that uses the backend.
     backend_problems: HashMap<BackendId, Option<String>>,
+    secrets: SecretCache<'a>,
+    /// TLS hosts: first claim wins, like routes.
+    tls_hosts: BTreeMap<HostMatch, (ObjectRef, Option<CertificateId>)>,
+    certificates: BTreeMap<CertificateId, Certificate>,
+    default_certificate: Option<CertificateId>,
+    redirects: HashMap<ObjectRef, RedirectPolicy>,
 }
 
 impl<'a> SnapshotBuilder<'a> {
-    fn new(state: &'a ClusterState) -> Self {
+    fn new(state: &'a ClusterState, now: i64) -> Self {
         SnapshotBuilder {
             state,
             hosts: BTreeMap::new(),
@@ -107,6 +143,121 @@ impl<'a> SnapshotBuilder<'a> {
             default_backend: None,
             backends: BTreeMap::new(),
             backend_problems: HashMap::new(),
+            secrets: SecretCache::new(state, now),
+            tls_hosts: BTreeMap::new(),
+            certificates: BTreeMap::new(),
+            default_certificate: None,
+            redirects: HashMap::new(),
+        }
+    }
+
+    fn set_default_certificate(&mut self, namespace: &str, name: &str, diags: &mut Diagnostics) {
+        match self.secrets.get(namespace, name) {
+            Ok(cert) => {
+                self.certificates.insert(cert.id.clone(), cert.material.clone());
+                self.default_certificate = Some(cert.id.clone());
+            }
+            Err(problem) => diags.push(
+                &ObjectRef::new("Secret", namespace, name),
+                problem.reason(),
+                format!("--default-certificate not used: {problem}; the gateways' self-signed certificate serves instead"),
+            ),
+        }
+    }
+
+    /// Registers the Ingress's `tls` entries.
+    fn add_tls(
+        &mut self,
+        ing: &Ingress,
+        obj: &ObjectRef,
+        entries: &[IngressTLS],
+        diags: &mut Diagnostics,
+    ) {
+        for (ti, entry) in entries.iter().enumerate() {
+            let field = format!("spec.tls[{ti}]");
+            let hosts: Vec<String> = match entry.hosts.as_deref() {
+                Some(h) if !h.is_empty() => h.to_vec(),
+                // No hosts: the entry covers the hosts of this Ingress's rules.
+                _ => ing
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.rules.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r.host.clone())
+                    .filter(|h| !h.is_empty())
+                    .collect(),
+            };
+            if hosts.is_empty() {
+                diags.push(
+                    obj,
+                    "InvalidTls",
+                    format!("{field} names no hosts and the Ingress has no rule hosts; skipped"),
+                );
+                continue;
+            }
+            let certificate = match entry.secret_name.as_deref().filter(|s| !s.is_empty()) {
+                None => None,
+                Some(secret) => match self.secrets.get(&obj.namespace, secret) {
+                    Ok(cert) => {
+                        self.certificates
+                            .insert(cert.id.clone(), cert.material.clone());
+                        Some(cert.clone())
+                    }
+                    Err(problem) => {
+                        diags.push(
+                            obj,
+                            problem.reason(),
+                            format!("{field}: {problem}; its hosts are served with the default certificate"),
+                        );
+                        None
+                    }
+                },
+            };
+            for raw in &hosts {
+                let host = match HostMatch::parse(raw) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        diags.push(obj, "InvalidHost", format!("{field}: {e}; skipped"));
+                        continue;
+                    }
+                };
+                if let Some(cert) = &certificate {
+                    if !cert.parsed.covers(&host) {
+                        diags.push(
+                            obj,
+                            "CertificateHostMismatch",
+                            format!("{field}: certificate {} does not name {raw} (it names {:?}); served anyway", cert.id, cert.dns_names),
+                        );
+                    }
+                }
+                let cert_id = certificate.as_ref().map(|c| c.id.clone());
+                match self.tls_hosts.get(&host) {
+                    None => {
+                        self.tls_hosts.insert(host, (obj.clone(), cert_id));
+                    }
+                    Some((owner, existing)) if owner != obj && existing != &cert_id => diags.push(
+                        obj,
+                        "TlsHostConflict",
+                        format!("{field}: {owner} is older and sets the certificate for {raw}; this one is ignored for it"),
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+
+    /// Whether requests for a route host are covered by a TLS host.
+    fn host_has_tls(&self, host: &HostMatch) -> bool {
+        if self.tls_hosts.contains_key(host) {
+            return true;
+        }
+        match host {
+            HostMatch::Exact(h) => gatehouse_model::host::wildcard_suffix(h).is_some_and(|s| {
+                self.tls_hosts
+                    .contains_key(&HostMatch::Wildcard(s.to_owned()))
+            }),
+            _ => false,
         }
     }
 
@@ -124,6 +275,11 @@ impl<'a> SnapshotBuilder<'a> {
                 "NoRules",
                 "Ingress has neither rules nor a defaultBackend",
             );
+        }
+        self.redirects
+            .insert(obj.clone(), redirect_policy(ing, &obj, diags));
+        if let Some(entries) = &spec.tls {
+            self.add_tls(ing, &obj, entries, diags);
         }
 
         if let Some(def) = &spec.default_backend {
@@ -211,6 +367,7 @@ impl<'a> SnapshotBuilder<'a> {
             path,
             backend,
             source: obj.clone(),
+            redirect_to_https: false, // decided in finish(), once all TLS hosts are known
         });
     }
 
@@ -277,18 +434,43 @@ impl<'a> SnapshotBuilder<'a> {
             used.insert(id.clone());
         }
         self.backends.retain(|id, _| used.contains(id));
-        let virtual_hosts = self
-            .hosts
+        let hosts = std::mem::take(&mut self.hosts);
+        let virtual_hosts = hosts
             .into_iter()
             .map(|(host, mut routes)| {
+                let has_tls = self.host_has_tls(&host);
+                for r in &mut routes {
+                    let policy = self
+                        .redirects
+                        .get(&r.source)
+                        .copied()
+                        .unwrap_or(RedirectPolicy {
+                            when_tls: true,
+                            always: false,
+                        });
+                    r.redirect_to_https = policy.always || (has_tls && policy.when_tls);
+                }
                 routes.sort_by(|a, b| a.path.cmp(&b.path));
                 VirtualHost { host, routes }
             })
             .collect();
+        let tls_hosts: Vec<TlsHost> = self
+            .tls_hosts
+            .into_iter()
+            .map(|(host, (_, certificate))| TlsHost { host, certificate })
+            .collect();
+        let mut certificates = self.certificates;
+        certificates.retain(|id, _| {
+            self.default_certificate.as_ref() == Some(id)
+                || tls_hosts.iter().any(|t| t.certificate.as_ref() == Some(id))
+        });
         Snapshot {
             virtual_hosts,
             default_backend: self.default_backend.map(|(id, _)| id),
             backends: self.backends,
+            tls_hosts,
+            default_certificate: self.default_certificate,
+            certificates,
         }
     }
 }

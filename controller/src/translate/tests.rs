@@ -2,8 +2,7 @@
 //! the gateway uses.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::class::ClassConfig;
-use super::translate;
+use super::{translate, TranslateConfig};
 use crate::manifests::parse_manifest;
 use crate::manifests::set::insert;
 use crate::state::ClusterState;
@@ -11,14 +10,22 @@ use gatehouse_model::host::normalize_request_host;
 use gatehouse_model::{Router, Snapshot};
 use std::path::Path;
 
-const CLASS: &str = "
+pub(super) const CLASS: &str = "
 apiVersion: networking.k8s.io/v1
 kind: IngressClass
 metadata: {name: gatehouse}
 spec: {controller: gatehouse.dev/ingress-controller}
 ";
 
-fn state(docs: &[String]) -> ClusterState {
+pub(super) fn config() -> TranslateConfig {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    TranslateConfig::at(now)
+}
+
+pub(super) fn state(docs: &[String]) -> ClusterState {
     let mut st = ClusterState::default();
     for (i, doc) in docs.iter().enumerate() {
         let objs = parse_manifest(Path::new(&format!("doc{i}.yaml")), doc)
@@ -32,7 +39,7 @@ fn state(docs: &[String]) -> ClusterState {
 
 /// A Service `name` with port 80 named `http`, and one ready endpoint
 /// 10.0.0.N:8080 where N is derived from the name.
-fn service(name: &str) -> Vec<String> {
+pub(super) fn service(name: &str) -> Vec<String> {
     let ip = 1 + name.bytes().map(u32::from).sum::<u32>() % 250;
     vec![
         format!(
@@ -46,7 +53,7 @@ fn service(name: &str) -> Vec<String> {
 
 /// An Ingress of our class with one rule for `host` and these (type, path,
 /// service) paths.
-fn ingress(name: &str, host: &str, paths: &[(&str, &str, &str)]) -> String {
+pub(super) fn ingress(name: &str, host: &str, paths: &[(&str, &str, &str)]) -> String {
     let mut s = format!(
         "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}}}\nspec:\n  ingressClassName: gatehouse\n  rules:\n  - host: \"{host}\"\n    http:\n      paths:\n"
     );
@@ -67,7 +74,7 @@ fn router(snap: &Snapshot) -> Router<String> {
 }
 
 /// Which service a request reaches ("" = none, i.e. 404).
-fn route(snap: &Snapshot, host: &str, path: &str) -> String {
+pub(super) fn route(snap: &Snapshot, host: &str, path: &str) -> String {
     let host = normalize_request_host(host);
     router(snap)
         .find(&host, path)
@@ -83,7 +90,7 @@ fn route(snap: &Snapshot, host: &str, path: &str) -> String {
         .unwrap_or_default()
 }
 
-fn with_services(mut docs: Vec<String>, names: &[&str]) -> Vec<String> {
+pub(super) fn with_services(mut docs: Vec<String>, names: &[&str]) -> Vec<String> {
     docs.push(CLASS.to_owned());
     for n in names {
         docs.extend(service(n));
@@ -250,7 +257,7 @@ fn kubernetes_path_matching_examples() {
             .chain(["fallback"])
             .collect();
         let st = state(&with_services(docs, &name_refs));
-        let t = translate(&st, &ClassConfig::default());
+        let t = translate(&st, &config());
         assert!(t.diagnostics.is_empty(), "case {case}: {:?}", t.diagnostics);
         let want = match winner {
             None => "default:fallback".to_owned(),
@@ -280,7 +287,7 @@ fn wildcard_host_matches_one_label_only() {
         vec![ingress("w", "*.foo.com", &[("Prefix", "/", "wild")])],
         &["wild"],
     );
-    let t = translate(&state(&docs), &ClassConfig::default());
+    let t = translate(&state(&docs), &config());
     let cases = [
         ("one_label", "bar.foo.com", "wild"),
         ("two_labels", "baz.bar.foo.com", ""),
@@ -302,7 +309,7 @@ fn exact_host_beats_wildcard_and_hostless_rules() {
         ],
         &["wild", "api", "any"],
     );
-    let t = translate(&state(&docs), &ClassConfig::default());
+    let t = translate(&state(&docs), &config());
     let cases = [
         ("exact_host_path", "api.foo.com", "/v1/users", "api"),
         (
@@ -330,7 +337,7 @@ fn named_and_numbered_ports_resolve_through_endpoint_slices() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let t = translate(&state(&docs), &ClassConfig::default());
+    let t = translate(&state(&docs), &config());
     assert!(t.diagnostics.is_empty(), "{:?}", t.diagnostics);
     let addr = |id: &str| {
         let b = &t.snapshot.backends[&gatehouse_model::BackendId(id.into())];
@@ -383,7 +390,7 @@ fn endpoint_conditions_select_ready_then_serving_terminating() {
         ),
     ];
     for (case, eps, want) in cases {
-        let t = translate(&state(&mk(eps)), &ClassConfig::default());
+        let t = translate(&state(&mk(eps)), &config());
         let b = &t.snapshot.backends[&gatehouse_model::BackendId("default/s:80".into())];
         let got: Vec<String> = b.endpoints.iter().map(|e| e.address.to_string()).collect();
         assert_eq!(got, want, "case {case}");
@@ -399,7 +406,7 @@ fn missing_service_or_port_keeps_route_with_no_endpoints() {
         ],
         &["real"],
     );
-    let t = translate(&state(&docs), &ClassConfig::default());
+    let t = translate(&state(&docs), &config());
     let reasons: Vec<(&str, &str)> = t
         .diagnostics
         .iter()
@@ -493,7 +500,7 @@ fn conflicting_ingresses_older_wins() {
             docs.extend(svc_docs(ns, "oldsvc"));
         }
         docs.push(CLASS.into());
-        let t = translate(&state(&docs), &ClassConfig::default());
+        let t = translate(&state(&docs), &config());
         assert_eq!(
             route(&t.snapshot, "x.com", "/"),
             case.winner,
@@ -528,7 +535,7 @@ fn default_backend_conflict_keeps_oldest() {
         ],
         &["a", "b"],
     );
-    let t = translate(&state(&docs), &ClassConfig::default());
+    let t = translate(&state(&docs), &config());
     assert_eq!(route(&t.snapshot, "whatever", "/x"), "default:a");
     assert_eq!(t.diagnostics.len(), 1);
     assert_eq!(
@@ -610,7 +617,7 @@ fn ingress_class_selection() {
         ),
     ];
     for (case, docs, served) in cases {
-        let t = translate(&state(&docs), &ClassConfig::default());
+        let t = translate(&state(&docs), &config());
         assert_eq!(!t.served_ingresses.is_empty(), served, "case {case}");
         assert_eq!(!t.snapshot.virtual_hosts.is_empty(), served, "case {case}");
     }
@@ -620,7 +627,7 @@ fn ingress_class_selection() {
 fn invalid_rules_are_skipped_and_the_rest_served() {
     let ing = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: mixed}\nspec:\n  ingressClassName: gatehouse\n  rules:\n  - host: \"*.*.bad.com\"\n    http:\n      paths:\n      - {pathType: Prefix, path: /, backend: {service: {name: s, port: {number: 80}}}}\n  - host: good.com\n    http:\n      paths:\n      - {pathType: Prefix, path: /ok, backend: {service: {name: s, port: {number: 80}}}}\n      - {pathType: Exact, path: \"/a//b\", backend: {service: {name: s, port: {number: 80}}}}\n      - {pathType: Prefix, path: /noport, backend: {service: {name: s}}}\n      - {pathType: Prefix, path: /ok, backend: {service: {name: s, port: {number: 80}}}}\n";
     let docs = with_services(vec![ing.to_owned()], &["s"]);
-    let t = translate(&state(&docs), &ClassConfig::default());
+    let t = translate(&state(&docs), &config());
     let reasons: Vec<&str> = t.diagnostics.iter().map(|d| d.reason).collect();
     assert_eq!(
         reasons,
@@ -649,9 +656,9 @@ fn translation_is_deterministic_and_independent_of_input_order() {
         ],
         &["s1", "s2", "s3"],
     );
-    let first = translate(&state(&docs), &ClassConfig::default());
+    let first = translate(&state(&docs), &config());
     docs.reverse();
-    let second = translate(&state(&docs), &ClassConfig::default());
+    let second = translate(&state(&docs), &config());
     assert_eq!(first, second);
     assert_eq!(
         serde_json::to_string(&first.snapshot).unwrap(),
