@@ -151,21 +151,25 @@ impl LocalGateway {
         let https = free_addr()?;
         let admin = free_addr()?;
         let mut cmd = Command::new(binary("gatehouse-controller")?);
-        cmd.arg("--manifests")
+        cmd.env("NO_COLOR", "1")
+            .arg("--manifests")
             .arg(dir.path())
             .args(["--snapshot-addr", &snapshot.to_string()]);
         let controller = NsProcess::spawn("gatehouse-controller", cmd)?;
         controller.wait_for_line(|l| l.contains("serving snapshots"), START_TIMEOUT)?;
         let mut cmd = Command::new(binary("gatehouse-gateway")?);
-        cmd.args(["--controller", &format!("http://{snapshot}")])
+        cmd.env("NO_COLOR", "1")
+            .args(["--controller", &format!("http://{snapshot}")])
             .args(["--http-addr", &http.to_string()])
             .args(["--https-addr", &https.to_string()])
             .args(["--https-redirect-port", &https.port().to_string()])
             .args(["--admin-addr", &admin.to_string()])
-            .args(["--threads", "2"])
             .args(gateway_args);
+        if !gateway_args.contains(&"--threads") {
+            cmd.args(["--threads", "2"]);
+        }
         let gateway = NsProcess::spawn("gatehouse-gateway", cmd)?;
-        let lg = LocalGateway {
+        let mut lg = LocalGateway {
             dir,
             controller,
             gateway,
@@ -180,30 +184,28 @@ impl LocalGateway {
     }
 
     /// Waits until the gateway's /readyz answers 200 and its proxy port
-    /// accepts connections.
-    pub async fn wait_ready(&self) -> Result<(), LocalError> {
-        let admin = self.admin;
-        let http = self.http;
-        let client = self.client.clone();
-        wait_until("gateway ready", START_TIMEOUT, || {
-            let client = client.clone();
-            async move {
-                let ready = matches!(client.get(admin, "admin", "/readyz", &[]).await, Ok(r) if r.status == 200);
-                ready && tokio::net::TcpStream::connect(http).await.is_ok()
+    /// accepts connections. Fails at once if either process exits.
+    pub async fn wait_ready(&mut self) -> Result<(), LocalError> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if !self.gateway.is_running() || !self.controller.is_running() {
+                return Err(LocalError::Timeout {
+                    what: format!("a process exited during start-up\n{}", self.logs()),
+                    after: Duration::ZERO,
+                });
             }
-        })
-        .await
-        .map_err(|e| match e {
-            LocalError::Timeout { what, after } => LocalError::Timeout {
-                what: format!(
-                    "{what}\n--- controller ---\n{}\n--- gateway ---\n{}",
-                    self.controller.output(),
-                    self.gateway.output()
-                ),
-                after,
-            },
-            other => other,
-        })
+            let ready = matches!(self.client.get(self.admin, "admin", "/readyz", &[]).await, Ok(r) if r.status == 200);
+            if ready && tokio::net::TcpStream::connect(self.http).await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(LocalError::Timeout {
+                    what: format!("gateway ready\n{}", self.logs()),
+                    after: START_TIMEOUT,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// Writes a manifest file atomically (write to a hidden file, rename).
@@ -263,23 +265,4 @@ impl LocalGateway {
             self.gateway.output()
         )
     }
-}
-
-/// Polls `check` every 25 ms until it holds or `timeout` passes.
-pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, check: F) -> Result<(), LocalError>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check().await {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    Err(LocalError::Timeout {
-        what: what.to_owned(),
-        after: timeout,
-    })
 }

@@ -546,3 +546,68 @@ async fn metrics_count_requests_by_host_status_and_backend() {
     let version = line("gatehouse_gateway_snapshot_version").unwrap_or_else(|| panic!("{text}"));
     assert!(version.rsplit(' ').next().unwrap().parse::<f64>().unwrap() > 0.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upstream_connections_are_kept_alive() {
+    let web = EchoPod::start("web", "web-1").unwrap();
+    let lg = LocalGateway::start(&[]).await.unwrap();
+    lg.write(
+        "w.yaml",
+        &join(&[
+            service_manifest("web", &[(&web, true)]),
+            ingress("w", &[("ka.test", "Prefix", "/", "web")]),
+        ]),
+    )
+    .unwrap();
+    lg.eventually("ka.test", "/", |r| r.status == 200).await;
+    // Sequential requests reuse the gateway's upstream connections: the echo
+    // sees at most one client port per gateway worker thread (two here).
+    let mut ports = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let echo = lg.get("ka.test", "/").await.echo().unwrap();
+        ports.insert(echo.client);
+    }
+    assert!(
+        ports.len() <= 2,
+        "upstream connections not reused: {ports:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_flight_request_finishes_on_the_snapshot_it_started_with() {
+    let old = EchoPod::start("old", "old-1").unwrap();
+    let new = EchoPod::start("new", "new-1").unwrap();
+    let lg = LocalGateway::start(&[]).await.unwrap();
+    lg.write(
+        "apps.yaml",
+        &join(&[
+            service_manifest("old", &[(&old, true)]),
+            service_manifest("new", &[(&new, true)]),
+        ]),
+    )
+    .unwrap();
+    lg.write("r.yaml", &ingress("r", &[("f.test", "Prefix", "/", "old")]))
+        .unwrap();
+    lg.eventually("f.test", "/", |r| r.who() == "old/old-1")
+        .await;
+    let (client, http) = (lg.client.clone(), lg.http);
+    let slow = tokio::spawn(async move {
+        client
+            .get(http, "f.test", "/slow?delay_ms=1500", &[])
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lg.write("r.yaml", &ingress("r", &[("f.test", "Prefix", "/", "new")]))
+        .unwrap();
+    let switched = lg
+        .eventually("f.test", "/", |r| r.who() == "new/new-1")
+        .await;
+    assert_eq!(switched.who(), "new/new-1");
+    let finished = slow.await.unwrap();
+    assert_eq!(
+        finished.who(),
+        "old/old-1",
+        "the in-flight request kept its route"
+    );
+}
