@@ -30,6 +30,23 @@ fn join(docs: &[String]) -> String {
     docs.join("\n---\n")
 }
 
+/// A gateway with one echo pod (service `web`, pod `web-1`) routed for
+/// `host`, ready to serve it.
+async fn one_route(host: &str) -> (EchoPod, LocalGateway) {
+    let web = EchoPod::start("web", "web-1").unwrap();
+    let lg = LocalGateway::start(&[]).await.unwrap();
+    lg.write(
+        "w.yaml",
+        &join(&[
+            service_manifest("web", &[(&web, true)]),
+            ingress("w", &[(host, "Prefix", "/", "web")]),
+        ]),
+    )
+    .unwrap();
+    lg.eventually(host, "/", |r| r.status == 200).await;
+    (web, lg)
+}
+
 fn who(r: &Reply) -> String {
     r.who()
 }
@@ -207,17 +224,7 @@ async fn connect_failure_is_retried_on_another_endpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forwarding_headers_and_request_id() {
-    let web = EchoPod::start("web", "web-1").unwrap();
-    let lg = LocalGateway::start(&[]).await.unwrap();
-    lg.write(
-        "w.yaml",
-        &join(&[
-            service_manifest("web", &[(&web, true)]),
-            ingress("w", &[("h.test", "Prefix", "/", "web")]),
-        ]),
-    )
-    .unwrap();
-    lg.eventually("h.test", "/", |r| r.status == 200).await;
+    let (_web, lg) = one_route("h.test").await;
     let r = lg.get("h.test", "/").await.echo().unwrap();
     let h = |k: &str| r.headers.get(k).cloned().unwrap_or_default();
     assert_eq!(h("x-forwarded-for"), "127.0.0.1");
@@ -258,17 +265,7 @@ async fn forwarding_headers_and_request_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cleartext_http2_with_prior_knowledge() {
-    let web = EchoPod::start("web", "web-1").unwrap();
-    let lg = LocalGateway::start(&[]).await.unwrap();
-    lg.write(
-        "w.yaml",
-        &join(&[
-            service_manifest("web", &[(&web, true)]),
-            ingress("w", &[("h2.test", "Prefix", "/", "web")]),
-        ]),
-    )
-    .unwrap();
-    lg.eventually("h2.test", "/", |r| r.status == 200).await;
+    let (_web, lg) = one_route("h2.test").await;
     let r = h2c_get(lg.http, "h2.test", "/over-h2").await.unwrap();
     assert_eq!(r.status, 200, "{:?}", r.body);
     let echo = r.echo().unwrap();
@@ -493,17 +490,7 @@ async fn gateway_keeps_serving_when_controller_dies_and_follows_its_return() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_count_requests_by_host_status_and_backend() {
-    let web = EchoPod::start("web", "web-1").unwrap();
-    let lg = LocalGateway::start(&[]).await.unwrap();
-    lg.write(
-        "w.yaml",
-        &join(&[
-            service_manifest("web", &[(&web, true)]),
-            ingress("w", &[("m.test", "Prefix", "/", "web")]),
-        ]),
-    )
-    .unwrap();
-    lg.eventually("m.test", "/", |r| r.status == 200).await;
+    let (_web, lg) = one_route("m.test").await;
     for _ in 0..5 {
         assert_eq!(lg.get("m.test", "/").await.status, 200);
     }
@@ -549,17 +536,7 @@ async fn metrics_count_requests_by_host_status_and_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn upstream_connections_are_kept_alive() {
-    let web = EchoPod::start("web", "web-1").unwrap();
-    let lg = LocalGateway::start(&[]).await.unwrap();
-    lg.write(
-        "w.yaml",
-        &join(&[
-            service_manifest("web", &[(&web, true)]),
-            ingress("w", &[("ka.test", "Prefix", "/", "web")]),
-        ]),
-    )
-    .unwrap();
-    lg.eventually("ka.test", "/", |r| r.status == 200).await;
+    let (_web, lg) = one_route("ka.test").await;
     // Sequential requests reuse the gateway's upstream connections: the echo
     // sees at most one client port per gateway worker thread (two here).
     let mut ports = std::collections::BTreeSet::new();

@@ -54,6 +54,22 @@ async fn setup(gateway_args: &[&str]) -> Setup {
     Setup { lg, ca, _web: web }
 }
 
+/// Serves `a.test` over TLS with a certificate from the test CA (Secret `a`).
+async fn serve_a_test(s: &Setup, annotations: &str) {
+    let a = s.ca.issue(&["a.test"]).unwrap();
+    let tls: &[(&[&str], Option<&str>)] = &[(&["a.test"], Some("a"))];
+    s.lg.write(
+        "tls.yaml",
+        &[
+            tls_secret("a", &a),
+            ingress("a", &["a.test"], tls, annotations),
+        ]
+        .join("\n---\n"),
+    )
+    .unwrap();
+    eventually_presents(&s.lg, "a.test", "a.test").await;
+}
+
 fn roots(ca: &TestCa) -> ClientOptions {
     ClientOptions::new(Verify::Roots(Arc::new(ca.roots())))
 }
@@ -173,17 +189,7 @@ type AlpnCase = (
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn alpn_and_protocol_versions() {
     let s = setup(&[]).await;
-    let a = s.ca.issue(&["a.test"]).unwrap();
-    s.lg.write(
-        "tls.yaml",
-        &[
-            tls_secret("a", &a),
-            ingress("a", &["a.test"], &[(&["a.test"], Some("a"))], ""),
-        ]
-        .join("\n---\n"),
-    )
-    .unwrap();
-    eventually_presents(&s.lg, "a.test", "a.test").await;
+    serve_a_test(&s, "").await;
     let base = roots(&s.ca);
     let cases: [AlpnCase; 4] = [
         (
@@ -319,18 +325,7 @@ async fn http_redirects_to_https_unless_opted_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hsts_header_over_https_only() {
     let s = setup(&["--hsts-max-age", "31536000", "--hsts-include-subdomains"]).await;
-    let a = s.ca.issue(&["a.test"]).unwrap();
-    let off = ", annotations: {gatehouse.dev/ssl-redirect: \"false\"}";
-    s.lg.write(
-        "tls.yaml",
-        &[
-            tls_secret("a", &a),
-            ingress("a", &["a.test"], &[(&["a.test"], Some("a"))], off),
-        ]
-        .join("\n---\n"),
-    )
-    .unwrap();
-    eventually_presents(&s.lg, "a.test", "a.test").await;
+    serve_a_test(&s, ", annotations: {gatehouse.dev/ssl-redirect: \"false\"}").await;
     let (mut conn, _) = TlsHttp::open(s.lg.https, "a.test", &roots(&s.ca))
         .await
         .unwrap();
@@ -387,17 +382,7 @@ async fn certificate_rotation_keeps_open_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tls_metrics() {
     let s = setup(&[]).await;
-    let a = s.ca.issue(&["a.test"]).unwrap();
-    s.lg.write(
-        "tls.yaml",
-        &[
-            tls_secret("a", &a),
-            ingress("a", &["a.test"], &[(&["a.test"], Some("a"))], ""),
-        ]
-        .join("\n---\n"),
-    )
-    .unwrap();
-    eventually_presents(&s.lg, "a.test", "a.test").await;
+    serve_a_test(&s, "").await;
     // A plain HTTP request to the HTTPS port is a failed handshake.
     let _ = s.lg.client.get(s.lg.https, "a.test", "/", &[]).await;
     let mut text = String::new();
