@@ -588,3 +588,41 @@ async fn in_flight_request_finishes_on_the_snapshot_it_started_with() {
         "the in-flight request kept its route"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rebuilds_that_change_nothing_are_not_resent() {
+    let (web, lg) = one_route("same.test").await;
+    let updates = |text: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with("gatehouse_gateway_snapshot_updates_total"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let before = updates(&lg.metrics().await);
+    assert!(before >= 1.0);
+    // Same content rewritten, and an object of a kind Gatehouse ignores.
+    lg.write(
+        "w.yaml",
+        &join(&[
+            service_manifest("web", &[(&web, true)]),
+            ingress("w", &[("same.test", "Prefix", "/", "web")]),
+        ]),
+    )
+    .unwrap();
+    lg.write(
+        "deploy.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n",
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(updates(&lg.metrics().await), before, "{}", lg.logs());
+    // A real change is sent.
+    lg.write(
+        "extra.yaml",
+        &ingress("x", &[("other.test", "Prefix", "/", "web")]),
+    )
+    .unwrap();
+    lg.eventually("other.test", "/", |r| r.status == 200).await;
+    assert_eq!(updates(&lg.metrics().await), before + 1.0);
+}
