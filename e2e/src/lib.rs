@@ -8,3 +8,4 @@ pub mod echo;
 pub mod emulator;
 pub mod local;
 pub mod tls;
+pub mod ws_client;

@@ -626,3 +626,31 @@ async fn rebuilds_that_change_nothing_are_not_resent() {
     lg.eventually("other.test", "/", |r| r.status == 200).await;
     assert_eq!(updates(&lg.metrics().await), before + 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn websocket_through_the_gateway_survives_route_changes() {
+    use gatehouse_e2e::ws_client::{header, open, receive, send, ACCEPT, TEXT};
+    let (_web, lg) = one_route("ws.test").await;
+    let (mut ws, head) = open(&lg.http.to_string(), "ws.test", "/chat")
+        .await
+        .unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(header(&head, "sec-websocket-accept"), Some(ACCEPT));
+    send(&mut ws, true, TEXT, b"before").await.unwrap();
+    assert_eq!(
+        receive(&mut ws).await.unwrap(),
+        (true, TEXT, b"before".to_vec())
+    );
+    // Routes change under the open connection (the host goes away
+    // entirely); the WebSocket is untouched.
+    lg.remove("w.yaml").unwrap();
+    lg.eventually("ws.test", "/", |r| r.status == 404).await;
+    for i in 0..5 {
+        let msg = format!("after-{i}");
+        send(&mut ws, true, TEXT, msg.as_bytes()).await.unwrap();
+        assert_eq!(
+            receive(&mut ws).await.unwrap(),
+            (true, TEXT, msg.into_bytes())
+        );
+    }
+}
