@@ -6,7 +6,7 @@ use crate::state::ClusterState;
 use gatehouse_model::{Backend, Endpoint, ObjectRef};
 use k8s_openapi::api::core::v1::ServicePort;
 use k8s_openapi::api::discovery::v1::{EndpointConditions, EndpointSlice};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
 /// Label that ties an EndpointSlice to its Service.
@@ -44,10 +44,43 @@ pub enum BackendProblem {
     ExternalName { namespace: String, name: String },
 }
 
+/// EndpointSlices by namespace and Service, built once per translation so
+/// that resolving a backend does not scan every slice of its namespace (that
+/// scan made a rebuild quadratic: ~3 s at 10,000 Services in one namespace).
+pub struct SliceIndex<'a> {
+    /// Namespace → Service name → slices.
+    by_service: HashMap<&'a str, HashMap<&'a str, Vec<&'a EndpointSlice>>>,
+}
+
+impl<'a> SliceIndex<'a> {
+    pub fn new(state: &'a ClusterState) -> Self {
+        let mut by_service: HashMap<&str, HashMap<&str, Vec<&EndpointSlice>>> = HashMap::new();
+        for ((namespace, _), slice) in &state.endpoint_slices {
+            if let Some(service) = slice_service(slice) {
+                by_service
+                    .entry(namespace.as_str())
+                    .or_default()
+                    .entry(service)
+                    .or_default()
+                    .push(slice);
+            }
+        }
+        SliceIndex { by_service }
+    }
+
+    fn slices(&self, namespace: &str, service: &str) -> &[&'a EndpointSlice] {
+        self.by_service
+            .get(namespace)
+            .and_then(|services| services.get(service))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
 /// Resolves a backend. Always returns a backend (possibly without endpoints)
 /// so that routes to it answer 503 instead of disappearing.
 pub fn resolve(
     state: &ClusterState,
+    slices: &SliceIndex<'_>,
     namespace: &str,
     service: &str,
     port: &PortRef,
@@ -83,12 +116,7 @@ pub fn resolve(
         return (backend, Some(problem));
     };
     let port_name = service_port.name.as_deref().unwrap_or("");
-    let slices = state
-        .endpoint_slices
-        .range((namespace.to_owned(), String::new())..)
-        .take_while(|((ns, _), _)| ns == namespace)
-        .map(|(_, s)| s)
-        .filter(|s| slice_service(s) == Some(service));
+    let slices = slices.slices(namespace, service).iter().copied();
     backend.endpoints = select_endpoints(slices, port_name);
     (backend, None)
 }

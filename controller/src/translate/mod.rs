@@ -120,6 +120,7 @@ fn ingress_ref(ing: &Ingress) -> ObjectRef {
 /// Accumulates routes while enforcing "first claim wins".
 struct SnapshotBuilder<'a> {
     state: &'a ClusterState,
+    slices: backend::SliceIndex<'a>,
     hosts: BTreeMap<HostMatch, Vec<Route>>,
     claims: HashMap<(HostMatch, PathMatch), ObjectRef>,
     default_backend: Option<(BackendId, ObjectRef)>,
@@ -138,6 +139,7 @@ impl<'a> SnapshotBuilder<'a> {
     fn new(state: &'a ClusterState, now: i64) -> Self {
         SnapshotBuilder {
             state,
+            slices: backend::SliceIndex::new(state),
             hosts: BTreeMap::new(),
             claims: HashMap::new(),
             default_backend: None,
@@ -411,7 +413,8 @@ impl<'a> SnapshotBuilder<'a> {
         };
         let id = BackendId::new(namespace, &svc.name, &port.as_key());
         if !self.backends.contains_key(&id) {
-            let (resolved, problem) = backend::resolve(self.state, namespace, &svc.name, &port);
+            let (resolved, problem) =
+                backend::resolve(self.state, &self.slices, namespace, &svc.name, &port);
             self.backends.insert(id.clone(), resolved);
             self.backend_problems
                 .insert(id.clone(), problem.map(|p| p.to_string()));
