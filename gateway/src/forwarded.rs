@@ -2,7 +2,7 @@
 //! X-Request-ID.
 
 use http::{header, HeaderValue};
-use pingora_core::Result;
+use pingora_core::{ErrorType::InternalError, OrErr, Result};
 use pingora_http::RequestHeader;
 use std::cell::Cell;
 use std::net::IpAddr;
@@ -90,32 +90,41 @@ pub fn set_headers(
     conn: ClientConnection,
     id: Option<&RequestId>,
 ) -> Result<()> {
-    let authority = req.uri.authority().map(|a| a.as_str().to_owned());
     let host = match req.headers.get(header::HOST) {
         Some(h) => Some(h.clone()),
-        None => authority.and_then(|a| HeaderValue::from_str(&a).ok()),
+        None => {
+            // HTTP/2 clients send :authority only; HTTP/1.1 upstreams need Host.
+            let from_authority = req
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+            if let Some(h) = &from_authority {
+                req.insert_header(header::HOST, h.clone())?;
+            }
+            from_authority
+        }
     };
     if let Some(host) = host {
-        // HTTP/2 clients send :authority only; HTTP/1.1 upstreams need Host.
-        if req.headers.get(header::HOST).is_none() {
-            req.insert_header(header::HOST, host.clone())?;
-        }
         req.insert_header(X_FORWARDED_HOST, host)?;
     }
     if let Some(ip) = conn.client_ip {
-        let ip_text = ip.to_string();
+        // One allocation for the address; the copies share it.
+        let ip_value = HeaderValue::try_from(ip.to_string())
+            .or_err(InternalError, "client address as a header value")?;
         let chain = match req
             .headers
             .get(X_FORWARDED_FOR)
             .and_then(|v| v.to_str().ok())
         {
-            Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip_text}"),
-            _ => ip_text.clone(),
+            Some(prev) if !prev.trim().is_empty() => HeaderValue::try_from(format!("{prev}, {ip}"))
+                .or_err(InternalError, "X-Forwarded-For chain as a header value")?,
+            _ => ip_value.clone(),
         };
         req.insert_header(X_FORWARDED_FOR, chain)?;
-        req.insert_header(X_REAL_IP, ip_text)?;
+        req.insert_header(X_REAL_IP, ip_value)?;
     }
-    req.insert_header(X_FORWARDED_PROTO, if conn.tls { "https" } else { "http" })?;
+    let proto = HeaderValue::from_static(if conn.tls { "https" } else { "http" });
+    req.insert_header(X_FORWARDED_PROTO, proto)?;
     if let Some(port) = conn.server_port {
         req.insert_header(X_FORWARDED_PORT, port.to_string())?;
     }

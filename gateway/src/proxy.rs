@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use gatehouse_model::host::normalize_request_host;
 use http::header;
+use pingora_core::modules::http::HttpModules;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::ResponseHeader;
@@ -73,6 +74,10 @@ impl ProxyHttp for Gateway {
             tls: false,
         }
     }
+
+    /// No downstream modules. Pingora's default is a response compression
+    /// module at level 0 (disabled) that still runs on every request.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         let req = session.req_header();
