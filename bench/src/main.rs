@@ -1,0 +1,295 @@
+//! `gatehouse-bench`: the Gatehouse gateway next to nginx and HAProxy on this
+//! machine (same upstream, same routes, same CPU pinning), and config
+//! propagation through the controller at 1,000 and 10,000 Ingresses.
+//! Loopback only; every process it starts is stopped, also on Ctrl-C.
+
+mod haproxy_conf;
+mod http_probe;
+mod load;
+mod nginx_conf;
+mod procs;
+mod propagation;
+mod proxies;
+mod report;
+mod routes;
+mod sysstat;
+mod throughput;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use load::Load;
+use procs::CpuList;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gatehouse-bench",
+    about = "Benchmarks the Gatehouse gateway against nginx and HAProxy, and config propagation"
+)]
+struct Args {
+    /// A few seconds per cell and fewer changes: checks the suite end to end.
+    #[arg(long)]
+    quick: bool,
+    /// Seconds of load per measured run [default: 10, quick: 3].
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Seconds of unmeasured load before each run [default: 2, quick: 1].
+    #[arg(long)]
+    warmup: Option<u64>,
+    /// Repetitions of the whole matrix (medians are reported) [default: 3, quick: 2].
+    #[arg(long)]
+    repetitions: Option<usize>,
+    /// Route counts configured in every proxy.
+    #[arg(long, value_delimiter = ',', default_value = "10,10000")]
+    routes: Vec<usize>,
+    /// HTTP/1.1 connection counts (wrk).
+    #[arg(long, value_delimiter = ',', default_value = "50,200")]
+    http1_connections: Vec<u32>,
+    /// HTTP/2 connections (h2load); 0 skips HTTP/2.
+    #[arg(long, default_value_t = 50)]
+    http2_connections: u32,
+    /// Concurrent streams per HTTP/2 connection.
+    #[arg(long, default_value_t = 4)]
+    http2_streams: u32,
+    /// Skip the run without a proxy (the rig's ceiling).
+    #[arg(long)]
+    no_direct: bool,
+    /// Ingress counts for the propagation test.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    ingresses: Vec<usize>,
+    /// Edits of the target Ingress per scale [default: 25, quick: 6].
+    #[arg(long)]
+    changes: Option<usize>,
+    #[arg(long)]
+    skip_throughput: bool,
+    #[arg(long)]
+    skip_propagation: bool,
+    /// The core every proxy runs on (alone).
+    #[arg(long, default_value_t = 1)]
+    proxy_cpu: usize,
+    /// The core the load generator and the upstream share.
+    #[arg(long, default_value_t = 0)]
+    rig_cpu: usize,
+    /// Longest wait, in seconds, for other work on the machine to pause
+    /// before each run (runs disturbed anyway are flagged).
+    #[arg(long, default_value_t = 30)]
+    max_quiet_wait: u64,
+    /// Where the gatehouse binaries are [default: next to this one].
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Directory for configs, logs and results [default: a new one under /tmp].
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Extra flag for the gateway under test (repeatable), for experiments.
+    #[arg(long = "gateway-arg", allow_hyphen_values = true)]
+    gateway_args: Vec<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    procs::install_interrupt_handler().context("installing the Ctrl-C handler")?;
+    let quick = args.quick;
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .map(Path::to_path_buf)
+            .context("locating the binaries")?,
+    };
+    let bin = |name: &str| -> anyhow::Result<PathBuf> {
+        let p = bin_dir.join(name);
+        if !p.is_file() {
+            bail!("{} not found: build it (`cargo build --release --workspace --bins`) or pass --bin-dir", p.display());
+        }
+        Ok(p)
+    };
+    for tool in ["nginx", "haproxy", "wrk", "h2load", "taskset"] {
+        if which(tool).is_none() {
+            bail!("{tool} is not installed (scripts/bench.sh installs nginx-light, haproxy, wrk, nghttp2-client)");
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if args.proxy_cpu >= cores || args.rig_cpu >= cores || args.proxy_cpu == args.rig_cpu {
+        bail!(
+            "--proxy-cpu {} and --rig-cpu {} must be two different cores of {cores}",
+            args.proxy_cpu,
+            args.rig_cpu
+        );
+    }
+    let work = match &args.work_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!(
+            "gatehouse-bench-{}",
+            timestamp().replace([':', ' '], "-")
+        )),
+    };
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+
+    let mut summary = String::new();
+    summary += &header(&args, cores);
+    print!("{summary}");
+    println!(
+        "work directory (configs, logs, raw samples): {}\n",
+        work.display()
+    );
+
+    if !args.skip_throughput {
+        let mut loads: Vec<Load> = args
+            .http1_connections
+            .iter()
+            .map(|&connections| Load::Http1 { connections })
+            .collect();
+        if args.http2_connections > 0 {
+            loads.push(Load::Http2 {
+                connections: args.http2_connections,
+                streams: args.http2_streams,
+            });
+        }
+        let plan = throughput::Plan {
+            route_counts: args.routes.clone(),
+            loads,
+            repetitions: args.repetitions.unwrap_or(if quick { 2 } else { 3 }),
+            duration: Duration::from_secs(args.duration.unwrap_or(if quick { 3 } else { 10 })),
+            warmup: Duration::from_secs(args.warmup.unwrap_or(if quick { 1 } else { 2 })),
+            direct: !args.no_direct,
+            proxy_core: args.proxy_cpu,
+            rig_core: args.rig_cpu,
+            max_quiet_wait: Duration::from_secs(args.max_quiet_wait),
+        };
+        let layout = proxies::Layout {
+            dir: work.clone(),
+            gateway_bin: bin("gatehouse-gateway")?,
+            proxy_cpus: CpuList(args.proxy_cpu.to_string()),
+            rig_cpus: CpuList(args.rig_cpu.to_string()),
+            gateway_args: args.gateway_args.clone(),
+        };
+        println!(
+            "throughput: {} repetitions × {} route sets × {} loads, {} s each after {} s warm-up",
+            plan.repetitions,
+            plan.route_counts.len(),
+            plan.loads.len(),
+            plan.duration.as_secs(),
+            plan.warmup.as_secs()
+        );
+        let samples =
+            throughput::run(&plan, &layout, |s| println!("{}", report::progress_line(s)))?;
+        std::fs::write(work.join("samples.csv"), report::samples_csv(&samples))?;
+        let table = report::table(&report::aggregate(&samples));
+        let section = format!(
+            "\n### Throughput (medians of {} runs of {} s; ratio to nginx in parentheses)\n\n{table}",
+            plan.repetitions,
+            plan.duration.as_secs()
+        );
+        print!("{section}");
+        summary += &section;
+    }
+
+    if !args.skip_propagation {
+        let bins = propagation::Binaries {
+            controller: bin("gatehouse-controller")?,
+            gateway: bin("gatehouse-gateway")?,
+            echo: bin("gatehouse-echo")?,
+        };
+        let changes = args.changes.unwrap_or(if quick { 6 } else { 25 });
+        let mut results = Vec::new();
+        for &n in &args.ingresses {
+            println!("\npropagation: {n} Ingresses, {changes} changes of one Ingress's backend");
+            let r = propagation::run(&bins, &work, n, changes)?;
+            let ms: Vec<String> = r
+                .changes
+                .iter()
+                .map(|d| format!("{:.0}", d.as_secs_f64() * 1e3))
+                .collect();
+            println!(
+                "  first snapshot served after {:.2} s; changes (ms): {}",
+                r.initial.as_secs_f64(),
+                ms.join(" ")
+            );
+            // The manifests are large and can be regenerated.
+            let _ =
+                std::fs::remove_dir_all(work.join(format!("propagation-{n}")).join("manifests"));
+            results.push(r);
+        }
+        let section = format!(
+            "\n### Config propagation (manifest write → gateway serving the new backend)\n\n{}",
+            propagation::table(&results)
+        );
+        print!("{section}");
+        summary += &section;
+    }
+    std::fs::write(work.join("results.md"), &summary)?;
+    println!("\nresults: {}", work.join("results.md").display());
+    Ok(())
+}
+
+/// Machine, tools, date and pinning: what the numbers depend on.
+fn header(args: &Args, cores: usize) -> String {
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |k| k / 1024.0 / 1024.0);
+    let kernel = first_line("uname", &["-r"]);
+    format!(
+        "## gatehouse-bench — {date}\n\n\
+         - machine: {cores} × {cpu_model}, {mem_gib:.0} GiB, Linux {kernel}\n\
+         - tools: {nginx}; {haproxy}; {wrk}; {h2load}\n\
+         - pinning: each proxy alone on cpu{p} (`taskset -c {p}`, 1 worker process/thread); \
+           wrk/h2load and the upstream (nginx, 1 worker, 100-byte static body, keepalive) share cpu{r} (`taskset -c {r}`)\n\
+         - mode: {mode}\n",
+        date = timestamp(),
+        nginx = first_line("nginx", &["-v"]),
+        haproxy = first_line("haproxy", &["-v"]),
+        wrk = first_line("wrk", &["-v"]).split(" [").next().unwrap_or("wrk").to_owned(),
+        h2load = first_line("h2load", &["--version"]),
+        p = args.proxy_cpu,
+        r = args.rig_cpu,
+        mode = if args.quick { "quick (smoke run; numbers are rough)" } else { "full" },
+    )
+}
+
+fn first_line(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| {
+            let text = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        })
+        .unwrap_or_else(|| format!("{program}: unknown version"))
+}
+
+fn timestamp() -> String {
+    first_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+    })
+}
