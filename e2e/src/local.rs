@@ -55,8 +55,32 @@ pub fn binary(name: &str) -> Result<PathBuf, LocalError> {
 /// A free loopback port (bound and released; the race with other processes
 /// is acceptable in tests).
 pub fn free_addr() -> Result<SocketAddr, LocalError> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(io("binding an ephemeral port"))?;
-    l.local_addr().map_err(io("reading an ephemeral port"))
+    Ok(free_addrs::<1>()?[0])
+}
+
+/// `N` distinct free loopback ports: all are held open until every one is
+/// chosen, so the kernel cannot hand out the same port twice.
+pub fn free_addrs<const N: usize>() -> Result<[SocketAddr; N], LocalError> {
+    let mut held = Vec::with_capacity(N);
+    let mut addrs = [SocketAddr::from(([127, 0, 0, 1], 0)); N];
+    for slot in &mut addrs {
+        let l = TcpListener::bind("127.0.0.1:0").map_err(io("binding an ephemeral port"))?;
+        *slot = l.local_addr().map_err(io("reading an ephemeral port"))?;
+        held.push(l);
+    }
+    Ok(addrs)
+}
+
+/// A loopback address that refuses connections for as long as the returned
+/// socket lives: bound, never listening, so no other process can take the
+/// port meanwhile.
+pub fn refusing_addr() -> Result<(SocketAddr, tokio::net::TcpSocket), LocalError> {
+    let socket = tokio::net::TcpSocket::new_v4().map_err(io("creating a socket"))?;
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .map_err(io("binding a refusing port"))?;
+    let addr = socket.local_addr().map_err(io("reading a refusing port"))?;
+    Ok((addr, socket))
 }
 
 /// An echo backend process on an ephemeral loopback port.
@@ -146,17 +170,24 @@ impl LocalGateway {
         let dir = tempfile::tempdir().map_err(io("creating the manifests directory"))?;
         std::fs::write(dir.path().join("class.yaml"), INGRESS_CLASS)
             .map_err(io("writing class.yaml"))?;
-        let snapshot = free_addr()?;
-        let http = free_addr()?;
-        let https = free_addr()?;
-        let admin = free_addr()?;
+        let [http, https, admin] = free_addrs::<3>()?;
         let mut cmd = Command::new(binary("gatehouse-controller")?);
         cmd.env("NO_COLOR", "1")
             .arg("--manifests")
             .arg(dir.path())
-            .args(["--snapshot-addr", &snapshot.to_string()]);
+            .args(["--snapshot-addr", "127.0.0.1:0"]);
         let controller = NsProcess::spawn("gatehouse-controller", cmd)?;
-        controller.wait_for_line(|l| l.contains("serving snapshots"), START_TIMEOUT)?;
+        // The controller binds port 0 and logs the address it got.
+        let line = controller.wait_for_line(|l| l.contains("serving snapshots"), START_TIMEOUT)?;
+        let snapshot: SocketAddr = line
+            .split("addr=")
+            .nth(1)
+            .and_then(|a| a.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| LocalError::Timeout {
+                what: format!("controller logged no address: {line}"),
+                after: Duration::ZERO,
+            })?;
         let mut cmd = Command::new(binary("gatehouse-gateway")?);
         cmd.env("NO_COLOR", "1")
             .args(["--controller", &format!("http://{snapshot}")])
@@ -195,7 +226,10 @@ impl LocalGateway {
                 });
             }
             let ready = matches!(self.client.get(self.admin, "admin", "/readyz", &[]).await, Ok(r) if r.status == 200);
-            if ready && tokio::net::TcpStream::connect(self.http).await.is_ok() {
+            if ready
+                && tokio::net::TcpStream::connect(self.http).await.is_ok()
+                && tokio::net::TcpStream::connect(self.https).await.is_ok()
+            {
                 return Ok(());
             }
             if Instant::now() > deadline {

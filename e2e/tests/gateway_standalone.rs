@@ -5,7 +5,7 @@
 
 use gatehouse_e2e::client::TestClient;
 use gatehouse_e2e::cluster::NsProcess;
-use gatehouse_e2e::local::{binary, free_addr, EchoPod};
+use gatehouse_e2e::local::{binary, free_addrs, refusing_addr, EchoPod};
 use std::process::Command;
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ async fn serves_a_snapshot_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snapshot.json");
     std::fs::write(&path, frame(&echo)).unwrap();
-    let (http, admin) = (free_addr().unwrap(), free_addr().unwrap());
+    let [http, admin] = free_addrs::<2>().unwrap();
     let gw = gateway(&[
         "--snapshot-file",
         path.to_str().unwrap(),
@@ -75,8 +75,8 @@ fn refuses_a_broken_snapshot_file_with_a_clear_error() {
         let out = Command::new(binary("gatehouse-gateway").unwrap())
             .env("NO_COLOR", "1")
             .args(["--snapshot-file", path.to_str().unwrap()])
-            .args(["--http-addr", &free_addr().unwrap().to_string()])
-            .args(["--admin-addr", &free_addr().unwrap().to_string()])
+            .args(["--http-addr", "127.0.0.1:0"])
+            .args(["--admin-addr", "127.0.0.1:0"])
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -91,11 +91,8 @@ fn refuses_a_broken_snapshot_file_with_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_ready_until_a_first_snapshot_arrives() {
-    let (http, admin, controller) = (
-        free_addr().unwrap(),
-        free_addr().unwrap(),
-        free_addr().unwrap(),
-    );
+    let [http, admin] = free_addrs::<2>().unwrap();
+    let (controller, _refusing) = refusing_addr().unwrap();
     let _gw = gateway(&[
         "--controller",
         &format!("http://{controller}"),

@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use gatehouse_e2e::client::{h2c_get, Reply};
-use gatehouse_e2e::local::{endpoint_slice, free_addr, service_manifest, EchoPod, LocalGateway};
+use gatehouse_e2e::local::{
+    endpoint_slice, refusing_addr, service_manifest, EchoPod, LocalGateway,
+};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -155,7 +157,7 @@ async fn round_robin_reaches_every_endpoint() {
 async fn error_statuses_404_503_502_504() {
     let slow = EchoPod::start("slow", "slow-1").unwrap();
     let unready = EchoPod::start("empty", "empty-1").unwrap();
-    let dead = free_addr().unwrap(); // nothing listens here
+    let (dead, _refusing) = refusing_addr().unwrap(); // bound, never listening
     let lg = LocalGateway::start(&["--upstream-read-timeout", "500ms"])
         .await
         .unwrap();
@@ -199,7 +201,7 @@ async fn error_statuses_404_503_502_504() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn connect_failure_is_retried_on_another_endpoint() {
     let live = EchoPod::start("mixed", "live").unwrap();
-    let dead = free_addr().unwrap();
+    let (dead, _refusing) = refusing_addr().unwrap();
     let lg = LocalGateway::start(&[]).await.unwrap();
     let svc = format!(
         "{}{}",
