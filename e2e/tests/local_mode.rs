@@ -656,3 +656,49 @@ async fn websocket_through_the_gateway_survives_route_changes() {
         );
     }
 }
+
+/// Sends raw bytes on a fresh connection and returns what came back (until
+/// the server closes or 2 s pass).
+async fn raw_exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = stream.write_all(bytes).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_and_oversized_requests_are_refused_and_nothing_else_is_affected() {
+    let (_web, lg) = one_route("bad.test").await;
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: bad.test\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(40 * 1024)
+    );
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("garbage_request_line", b"NOT HTTP AT ALL\r\n\r\n".to_vec()),
+        (
+            "bad_header_syntax",
+            b"GET / HTTP/1.1\r\nHost bad.test\r\n\r\n".to_vec(),
+        ),
+        ("oversized_headers", huge.into_bytes()),
+    ];
+    for (case, bytes) in cases {
+        let answer = raw_exchange(lg.http, &bytes).await;
+        let status = answer.split_whitespace().nth(1).unwrap_or("none");
+        assert!(
+            answer.is_empty() || status.starts_with('4'),
+            "case {case}: {}",
+            &answer[..answer.len().min(200)]
+        );
+        if case == "oversized_headers" {
+            assert_eq!(status, "431", "case {case}");
+        }
+        // The gateway keeps serving everyone else.
+        assert_eq!(
+            lg.get("bad.test", "/").await.who(),
+            "web/web-1",
+            "case {case}"
+        );
+    }
+}

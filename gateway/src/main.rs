@@ -68,6 +68,11 @@ struct Args {
     #[arg(long, env = "GATEHOUSE_ADMIN_ADDR", default_value = "0.0.0.0:9901")]
     admin_addr: SocketAddr,
 
+    /// Largest total size of a request's header fields; larger requests get
+    /// 431 and are not forwarded.
+    #[arg(long, env = "GATEHOUSE_MAX_REQUEST_HEADER_BYTES", default_value_t = 32 * 1024)]
+    max_request_header_bytes: usize,
+
     /// Proxy worker threads (default: one per CPU).
     #[arg(long, env = "GATEHOUSE_THREADS")]
     threads: Option<usize>,
@@ -242,6 +247,7 @@ fn main() -> anyhow::Result<()> {
             redirect_port: args.https_addr.map(|_| args.https_redirect_port),
             hsts: hsts_header(&args)?,
         },
+        max_request_header_bytes: args.max_request_header_bytes,
     };
     let mut proxy = pingora_proxy::http_proxy_service_with_name(
         &server.configuration,

@@ -43,6 +43,9 @@ pub struct Gateway {
     pub table: Arc<ArcSwap<RouteTable>>,
     pub upstream: UpstreamConfig,
     pub https: HttpsConfig,
+    /// Requests whose header fields (names and values) add up to more than
+    /// this are refused with 431 instead of being forwarded.
+    pub max_request_header_bytes: usize,
 }
 
 /// Per-request state.
@@ -59,6 +62,7 @@ pub struct RequestCtx {
 
 const NOT_FOUND: &[u8] = b"404 Not Found: no Ingress rule matches this host and path\n";
 const NO_ENDPOINTS: &[u8] = b"503 Service Unavailable: the backend has no ready endpoints\n";
+const HEADERS_TOO_LARGE: &[u8] = b"431 Request Header Fields Too Large\n";
 
 #[async_trait]
 impl ProxyHttp for Gateway {
@@ -80,6 +84,9 @@ impl ProxyHttp for Gateway {
     fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
+        if header_bytes(session.req_header()) > self.max_request_header_bytes {
+            return respond(session, 431, HEADERS_TOO_LARGE, None).await;
+        }
         let req = session.req_header();
         let raw_host = req
             .uri
@@ -228,6 +235,14 @@ impl Gateway {
     fn hsts_for(&self, ctx: &RequestCtx) -> Option<&http::HeaderValue> {
         self.https.hsts.as_ref().filter(|_| ctx.tls)
     }
+}
+
+/// The size of a request's header fields as they would be forwarded.
+fn header_bytes(req: &pingora_http::RequestHeader) -> usize {
+    req.headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
 }
 
 fn is_tls(session: &Session) -> bool {
