@@ -19,6 +19,18 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads a whole response.
+    pub async fn read(resp: http::Response<hyper::body::Incoming>) -> Result<Reply, hyper::Error> {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
     /// The echo backend's JSON, if the body is one.
     pub fn echo(&self) -> Option<EchoReply> {
         serde_json::from_slice(&self.body).ok()
@@ -107,22 +119,10 @@ impl TestClient {
                     path: path.to_owned(),
                     source,
                 })?;
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ClientError::Body {
-                    addr,
-                    path: path.to_owned(),
-                    message: e.to_string(),
-                })?
-                .to_bytes();
-            Ok(Reply {
-                status,
-                headers,
-                body,
+            Reply::read(resp).await.map_err(|e| ClientError::Body {
+                addr,
+                path: path.to_owned(),
+                message: e.to_string(),
             })
         };
         tokio::time::timeout(Duration::from_secs(30), fut)
@@ -155,18 +155,9 @@ pub async fn h2c_get(addr: SocketAddr, authority: &str, path: &str) -> Result<Re
         .send_request(req)
         .await
         .map_err(|e| fail(format!("send: {e}")))?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
+    let reply = Reply::read(resp)
         .await
-        .map_err(|e| fail(format!("body: {e}")))?
-        .to_bytes();
+        .map_err(|e| fail(format!("body: {e}")))?;
     conn_task.abort();
-    Ok(Reply {
-        status,
-        headers,
-        body,
-    })
+    Ok(reply)
 }

@@ -167,6 +167,14 @@ impl LocalGateway {
     /// Starts both with an empty manifests directory (plus our IngressClass)
     /// and waits until the gateway is ready. `gateway_args` are extra flags.
     pub async fn start(gateway_args: &[&str]) -> Result<Self, LocalError> {
+        Self::start_with(&[], gateway_args).await
+    }
+
+    /// Like [`LocalGateway::start`], with extra controller flags too.
+    pub async fn start_with(
+        controller_args: &[&str],
+        gateway_args: &[&str],
+    ) -> Result<Self, LocalError> {
         let dir = tempfile::tempdir().map_err(io("creating the manifests directory"))?;
         std::fs::write(dir.path().join("class.yaml"), INGRESS_CLASS)
             .map_err(io("writing class.yaml"))?;
@@ -175,7 +183,8 @@ impl LocalGateway {
         cmd.env("NO_COLOR", "1")
             .arg("--manifests")
             .arg(dir.path())
-            .args(["--snapshot-addr", "127.0.0.1:0"]);
+            .args(["--snapshot-addr", "127.0.0.1:0"])
+            .args(controller_args);
         let controller = NsProcess::spawn("gatehouse-controller", cmd)?;
         // The controller binds port 0 and logs the address it got.
         let line = controller.wait_for_line(|l| l.contains("serving snapshots"), START_TIMEOUT)?;

@@ -251,19 +251,7 @@ impl TlsHttp {
                 send.send_request(req).await.map_err(http_err)?
             }
         };
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(http_err)?
-            .to_bytes();
-        Ok(Reply {
-            status,
-            headers,
-            body,
-        })
+        Reply::read(resp).await.map_err(http_err)
     }
 }
 

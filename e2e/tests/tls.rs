@@ -422,3 +422,38 @@ async fn tls_metrics() {
     );
     assert!(!text.contains("PRIVATE KEY"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn controller_default_certificate_replaces_the_self_signed_one() {
+    let web = EchoPod::start("web", "web-1").unwrap();
+    let lg = LocalGateway::start_with(&["--default-certificate", "default/fallback"], &[])
+        .await
+        .unwrap();
+    let ca = TestCa::new().unwrap();
+    let fallback = ca.issue(&["fallback.test"]).unwrap();
+    lg.write(
+        "tls.yaml",
+        &[
+            service_manifest("web", &[(&web, true)]),
+            tls_secret("fallback", &fallback),
+            ingress("m", &["m.test"], &[(&["m.test"], Some("missing"))], ""),
+        ]
+        .join("\n---\n"),
+    )
+    .unwrap();
+    // Unknown SNI, no SNI, and a host whose own Secret is missing all get
+    // the controller's default certificate, which verifies against the CA.
+    eventually_presents(&lg, "unknown.test", "fallback.test").await;
+    let any = ClientOptions::new(Verify::Nothing);
+    for (case, sni) in [("no_sni", None), ("broken_host", Some("m.test"))] {
+        let (_, hs) = connect(lg.https, sni, &any).await.unwrap();
+        assert!(
+            hs.names.contains(&"fallback.test".to_owned()),
+            "case {case}: {:?}",
+            hs.names
+        );
+    }
+    assert!(connect(lg.https, Some("fallback.test"), &roots(&ca))
+        .await
+        .is_ok());
+}
