@@ -21,8 +21,7 @@ pub type RequestId = HeaderValue;
 /// otherwise makes a new random 32-hex-digit id.
 pub fn request_id(req: &RequestHeader) -> RequestId {
     if let Some(v) = req.headers.get(X_REQUEST_ID) {
-        let b = v.as_bytes();
-        if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic()) {
+        if crate::h1::head::usable_request_id(v.as_bytes()) {
             return v.clone();
         }
     }
@@ -30,6 +29,13 @@ pub fn request_id(req: &RequestHeader) -> RequestId {
 }
 
 fn new_request_id() -> RequestId {
+    let id = new_request_id_bytes();
+    // Hex digits are always a valid header value.
+    HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// A new random request id: 32 lowercase hex digits.
+pub fn new_request_id_bytes() -> [u8; 32] {
     thread_local! {
         static STATE: Cell<u64> = Cell::new(seed());
     }
@@ -49,8 +55,7 @@ fn new_request_id() -> RequestId {
         out[2 * i] = digits[(byte >> 4) as usize];
         out[2 * i + 1] = digits[(byte & 0xf) as usize];
     }
-    // Hex digits are always a valid header value.
-    HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("0"))
+    out
 }
 
 fn seed() -> u64 {

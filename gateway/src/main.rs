@@ -2,7 +2,10 @@
 
 use anyhow::Context;
 use clap::{ArgGroup, Parser, ValueEnum};
+use gatehouse_gateway::app::GatewayApp;
 use gatehouse_gateway::controller_client::{self, ControllerUrl};
+use gatehouse_gateway::h1::pool::Pool;
+use gatehouse_gateway::h1::Engine;
 use gatehouse_gateway::install::{parse_frame, SharedTable};
 use gatehouse_gateway::metrics::CERTIFICATE_EXPIRY;
 use gatehouse_gateway::proxy::{Gateway, HttpsConfig, UpstreamConfig};
@@ -14,6 +17,7 @@ use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
+use pingora_core::services::listening::Service;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -249,11 +253,22 @@ fn main() -> anyhow::Result<()> {
         },
         max_request_header_bytes: args.max_request_header_bytes,
     };
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
-        gateway,
-        "gatehouse-http",
-    );
+    let h1 = Engine {
+        table: gateway.table.clone(),
+        upstream: gateway.upstream.clone(),
+        https: gateway.https.clone(),
+        max_request_header_bytes: gateway.max_request_header_bytes,
+        pool: Pool::new(args.upstream_keepalive, args.upstream_idle_timeout),
+    };
+    let mut h2 = pingora_proxy::http_proxy(&server.configuration, gateway);
+    let mut opts = HttpServerOptions::default();
+    opts.h2c = true;
+    h2.server_options = Some(opts);
+    let app = GatewayApp {
+        h1,
+        h2: Arc::new(h2),
+    };
+    let mut proxy = Service::new("gatehouse-http".to_owned(), app);
     proxy.add_tcp(&args.http_addr.to_string());
     if let (Some(addr), Some(resolver)) = (args.https_addr, resolver) {
         let mut tls =
@@ -261,11 +276,6 @@ fn main() -> anyhow::Result<()> {
         tls.set_cert_resolver(resolver);
         tls.enable_h2();
         proxy.add_tls_with_settings(&addr.to_string(), None, tls);
-    }
-    if let Some(app) = proxy.app_logic_mut() {
-        let mut opts = HttpServerOptions::default();
-        opts.h2c = true;
-        app.server_options = Some(opts);
     }
     server.add_service(proxy);
     tracing::info!(

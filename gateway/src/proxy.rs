@@ -250,7 +250,7 @@ fn is_tls(session: &Session) -> bool {
 }
 
 /// ACME HTTP-01 challenges must stay reachable over plain HTTP.
-const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
+pub const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
 
 /// `https://host[:port]/path?query`; the port is left out when it is 443.
 pub fn https_location(host: &str, port: u16, path_and_query: &str) -> String {
