@@ -4,6 +4,7 @@
 
 use crate::h1::{Engine, Served};
 use crate::proxy::Gateway;
+use crate::shutdown::OpenConnections;
 use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
 use pingora_core::protocols::{Stream, ALPN};
@@ -14,6 +15,7 @@ use std::sync::Arc;
 pub struct GatewayApp {
     pub h1: Engine,
     pub h2: Arc<HttpProxy<Gateway>>,
+    pub connections: OpenConnections,
 }
 
 #[async_trait]
@@ -23,6 +25,7 @@ impl ServerApp for GatewayApp {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let _open = self.connections.open();
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             return self.h2.process_new(stream, shutdown).await;
         }

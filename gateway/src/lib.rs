@@ -11,5 +11,6 @@ pub mod h1;
 pub mod install;
 pub mod metrics;
 pub mod proxy;
+pub mod shutdown;
 pub mod table;
 pub mod tls;

@@ -9,6 +9,7 @@ use gatehouse_gateway::h1::Engine;
 use gatehouse_gateway::install::{parse_frame, SharedTable};
 use gatehouse_gateway::metrics::CERTIFICATE_EXPIRY;
 use gatehouse_gateway::proxy::{Gateway, HttpsConfig, UpstreamConfig};
+use gatehouse_gateway::shutdown::{GracefulTermination, OpenConnections};
 use gatehouse_gateway::tls::handshake_metrics::{
     HandshakeCounter, HandshakeFailureLayer, QuietHandshakeFailures,
 };
@@ -16,7 +17,7 @@ use gatehouse_gateway::tls::{self_signed, SniResolver};
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::ServerConf;
-use pingora_core::server::Server;
+use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::listening::Service;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -106,9 +107,14 @@ struct Args {
     upstream_connect_attempts: u8,
 
     /// On SIGTERM, keep accepting connections this long (while load balancers
-    /// stop sending traffic), then finish in-flight requests.
+    /// stop sending traffic), then stop accepting and drain.
     #[arg(long, env = "GATEHOUSE_SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration)]
     shutdown_grace: Duration,
+
+    /// After the grace period, how long requests in flight may take to
+    /// finish; the gateway exits as soon as no connection is open.
+    #[arg(long, env = "GATEHOUSE_SHUTDOWN_DRAIN", default_value = "10s", value_parser = parse_duration)]
+    shutdown_drain: Duration,
 
     /// Log format.
     #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -232,8 +238,10 @@ fn main() -> anyhow::Result<()> {
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         upstream_keepalive_pool_size: args.upstream_keepalive,
-        grace_period_seconds: Some(args.shutdown_grace.as_secs()),
-        graceful_shutdown_timeout_seconds: Some(10),
+        // Pingora's grace period starts once accepting has stopped: it is our
+        // drain (the grace before it is handled by `GracefulTermination`).
+        grace_period_seconds: Some(args.shutdown_drain.as_secs().max(1)),
+        graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -264,9 +272,11 @@ fn main() -> anyhow::Result<()> {
     let mut opts = HttpServerOptions::default();
     opts.h2c = true;
     h2.server_options = Some(opts);
+    let connections = OpenConnections::default();
     let app = GatewayApp {
         h1,
         h2: Arc::new(h2),
+        connections: connections.clone(),
     };
     let mut proxy = Service::new("gatehouse-http".to_owned(), app);
     proxy.add_tcp(&args.http_addr.to_string());
@@ -284,7 +294,14 @@ fn main() -> anyhow::Result<()> {
         admin = %args.admin_addr,
         "gateway starting"
     );
-    server.run_forever();
+    server.run(RunArgs {
+        shutdown_signal: Box::new(GracefulTermination {
+            grace: args.shutdown_grace,
+            drain: args.shutdown_drain,
+            connections,
+        }),
+    });
+    std::process::exit(0)
 }
 
 fn control_plane(

@@ -12,6 +12,7 @@ pub const SNAPSHOT_UPDATES: &str = "gatehouse_gateway_snapshot_updates_total";
 pub const SNAPSHOT_REJECTED: &str = "gatehouse_gateway_snapshot_rejected_total";
 pub const CONTROLLER_CONNECTED: &str = "gatehouse_gateway_controller_connected";
 pub const UPSTREAM_RETRIES: &str = "gatehouse_gateway_upstream_retries_total";
+pub const OPEN_CONNECTIONS: &str = "gatehouse_gateway_open_connections";
 pub const CERTIFICATE_EXPIRY: &str = "gatehouse_gateway_tls_certificate_expiry_seconds";
 
 /// Status codes with a pre-resolved counter; others take the slow path.

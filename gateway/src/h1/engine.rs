@@ -90,9 +90,13 @@ impl Engine {
             resp: BytesMut::new(),
             out: Vec::with_capacity(1024),
         };
+        let mut shutdown = shutdown.clone();
         let mut first = true;
         loop {
-            let plan = match self.next_request(&mut io, &mut b, &client, first).await {
+            let next = self
+                .next_request(&mut io, &mut b, &client, first, &mut shutdown)
+                .await;
+            let plan = match next {
                 Ok(Next::Request(plan)) => plan,
                 Ok(Next::H2c) => return hand_over(io, &b.req),
                 Ok(Next::Closed) => return Served::Closed,
@@ -114,7 +118,7 @@ impl Engine {
             first = false;
             let start = Instant::now();
             if !self
-                .handle(&mut io, &mut b, &client, plan, shutdown, start)
+                .handle(&mut io, &mut b, &client, plan, &shutdown, start)
                 .await
             {
                 return Served::Closed;
@@ -130,6 +134,7 @@ impl Engine {
         b: &mut Buffers,
         client: &ClientInfo,
         first: bool,
+        shutdown: &mut ShutdownWatch,
     ) -> Result<Next, u16> {
         loop {
             if !b.req.is_empty() {
@@ -156,7 +161,19 @@ impl Engine {
                     }
                 }
             }
-            match read_more(io, &mut b.req, CLIENT_TIMEOUT).await {
+            let idle = b.req.is_empty();
+            let read = read_more(io, &mut b.req, CLIENT_TIMEOUT);
+            let read = if idle {
+                // Idle between requests: close at once when shutting down.
+                tokio::select! {
+                    biased;
+                    r = read => r,
+                    () = shutting_down(shutdown) => return Ok(Next::Closed),
+                }
+            } else {
+                read.await
+            };
+            match read {
                 Ok(0) | Err(_) => return Ok(Next::Closed),
                 Ok(_) => {}
             }
@@ -249,11 +266,10 @@ impl Engine {
         start: Instant,
     ) -> bool {
         b.req.advance(plan.head_len);
-        let closing = !plan.keep_alive || *shutdown.borrow();
         let hsts = self.hsts(client);
         match &plan.action {
             Action::Proxy(target) => {
-                let (status, keep) = self.proxy(io, b, &plan, target, closing, hsts).await;
+                let (status, keep) = self.proxy(io, b, &plan, target, shutdown, hsts).await;
                 target.metrics.record(status, start.elapsed().as_secs_f64());
                 keep
             }
@@ -269,7 +285,8 @@ impl Engine {
                 r.hsts = hsts;
                 // A body we did not ask for after `Expect: 100-continue` is
                 // never read: close instead.
-                r.close = closing || (has_body && plan.expect_continue);
+                r.close =
+                    !plan.keep_alive || *shutdown.borrow() || (has_body && plan.expect_continue);
                 r.http10_keep_alive = plan.http10 && !r.close;
                 r.write(&mut b.out, plan.is_head);
                 let written = write_flush(io, &b.out, CLIENT_TIMEOUT).await.is_ok();
@@ -303,6 +320,13 @@ impl Engine {
             .as_ref()
             .filter(|_| client.tls)
             .map(|h| h.as_bytes())
+    }
+}
+
+/// Resolves once the server starts shutting down (never, if the sender is gone).
+async fn shutting_down(watch: &mut ShutdownWatch) {
+    if watch.wait_for(|&down| down).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

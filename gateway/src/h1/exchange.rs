@@ -10,6 +10,7 @@ use crate::metrics as m;
 use crate::table::RouteTarget;
 use bytes::{Buf, BytesMut};
 use pingora_core::protocols::Stream;
+use pingora_core::server::ShutdownWatch;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWriteExt};
@@ -75,7 +76,11 @@ struct Upstream {
 /// What the client side of a response needs to know.
 struct ResponseContext<'a> {
     http10: bool,
+    /// The client asked to close after this exchange.
     closing: bool,
+    /// Shutdown may begin while the request is in flight; the response
+    /// then says the connection closes.
+    shutdown: &'a ShutdownWatch,
     is_head: bool,
     hsts: Option<&'a [u8]>,
 }
@@ -107,12 +112,13 @@ impl Engine {
         b: &mut Buffers,
         plan: &Plan,
         target: &RouteTarget,
-        closing: bool,
+        shutdown: &ShutdownWatch,
         hsts: Option<&[u8]>,
     ) -> (u16, bool) {
         let ctx = ResponseContext {
             http10: plan.http10,
-            closing,
+            closing: !plan.keep_alive,
+            shutdown,
             is_head: plan.is_head,
             hsts,
         };
@@ -431,6 +437,7 @@ async fn read_head_into<R: AsyncRead + Unpin>(
                     }
                     let dechunk = ctx.http10 && meta.framing == Framing::Chunked;
                     let close = ctx.closing
+                        || *ctx.shutdown.borrow()
                         || meta.framing == Framing::UntilClose
                         || dechunk
                         || !upload_done;
