@@ -870,11 +870,22 @@ async fn request_target_reaches_the_upstream_exactly_as_sent() {
 async fn invalid_upstream_response_is_502() {
     let rig = Rig::start(|r| match r.target.as_str() {
         "/garbage" => Action::SendAndClose(b"garbage\r\n\r\n".to_vec()),
+        "/unasked-upgrade" => Action::Send(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n"
+                .to_vec(),
+        ),
         _ => echo_target(r),
     })
     .await;
     let mut conn = rig.conn().await;
     let r = rig.exchange(&mut conn, "GET", &get("/garbage")).await;
+    assert_eq!(r.status, 502, "{r:?}");
+    // Switching protocols for a request that asked for no upgrade is not a
+    // response the client could use either.
+    let mut conn = rig.conn().await;
+    let r = rig
+        .exchange(&mut conn, "GET", &get("/unasked-upgrade"))
+        .await;
     assert_eq!(r.status, 502, "{r:?}");
     // The gateway is unaffected.
     let mut conn = rig.conn().await;
@@ -921,4 +932,49 @@ async fn many_sequential_requests_reuse_client_and_upstream_connections() {
     assert!(used.len() <= 2, "upstream connections used: {used:?}");
     let accepted = rig.upstream.connections() - accepted_before;
     assert!(accepted <= 2, "{accepted} new upstream connections");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_timeout_closes_idle_and_trickling_clients() {
+    let rig = Rig::start_with(&["--client-timeout", "500ms"], echo_target).await;
+
+    // Idle after a response: closed once the timeout passes.
+    let mut idle = rig.conn().await;
+    let r = rig.exchange(&mut idle, "GET", &get("/before-idle")).await;
+    assert_eq!(r.status, 200);
+    let started = std::time::Instant::now();
+    idle.expect_closed().await.unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+
+    // A head trickled in a byte every 100 ms never completes in time: the
+    // limit covers the whole head, not each read.
+    let mut slow = rig.conn().await;
+    let head = get("/trickled");
+    let started = std::time::Instant::now();
+    let mut closed = false;
+    for byte in &head {
+        if slow.send([*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if started.elapsed() > std::time::Duration::from_secs(3) {
+            break;
+        }
+    }
+    if !closed {
+        slow.expect_closed().await.unwrap();
+    }
+    assert!(
+        rig.upstream
+            .requests()
+            .iter()
+            .all(|r| r.target != "/trickled"),
+        "the trickled request must not be forwarded"
+    );
+
+    // Other clients are unaffected.
+    let mut fresh = rig.conn().await;
+    let r = rig.exchange(&mut fresh, "GET", &get("/after")).await;
+    assert_eq!(r.status, 200);
 }

@@ -78,6 +78,11 @@ struct Args {
     #[arg(long, env = "GATEHOUSE_MAX_REQUEST_HEADER_BYTES", default_value_t = 32 * 1024)]
     max_request_header_bytes: usize,
 
+    /// How long a client may take to send a request head (also the idle
+    /// keep-alive limit between requests) and to accept each write.
+    #[arg(long, env = "GATEHOUSE_CLIENT_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    client_timeout: Duration,
+
     /// Proxy worker threads (default: one per CPU).
     #[arg(long, env = "GATEHOUSE_THREADS")]
     threads: Option<usize>,
@@ -266,6 +271,7 @@ fn main() -> anyhow::Result<()> {
         upstream: gateway.upstream.clone(),
         https: gateway.https.clone(),
         max_request_header_bytes: gateway.max_request_header_bytes,
+        client_timeout: args.client_timeout,
         pool: Pool::new(args.upstream_keepalive, args.upstream_idle_timeout),
     };
     let mut h2 = pingora_proxy::http_proxy(&server.configuration, gateway);

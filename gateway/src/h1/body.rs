@@ -7,6 +7,7 @@ use bytes::{Buf, BytesMut};
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
 /// Bytes asked of the kernel per read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -34,10 +35,19 @@ pub async fn read_more<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     limit: Duration,
 ) -> Result<usize, CopyError> {
+    read_more_until(src, buf, Instant::now() + limit).await
+}
+
+/// Like [`read_more`], with a deadline instead of a time limit.
+pub async fn read_more_until<R: AsyncRead + Unpin>(
+    src: &mut R,
+    buf: &mut BytesMut,
+    deadline: Instant,
+) -> Result<usize, CopyError> {
     if buf.capacity() - buf.len() < READ_CHUNK / 4 {
         buf.reserve(READ_CHUNK);
     }
-    match tokio::time::timeout(limit, src.read_buf(buf)).await {
+    match tokio::time::timeout_at(deadline, src.read_buf(buf)).await {
         Ok(Ok(n)) => Ok(n),
         Ok(Err(e)) => Err(CopyError::Read(e)),
         Err(_) => Err(CopyError::ReadTimeout),

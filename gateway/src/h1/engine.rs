@@ -1,7 +1,7 @@
 //! One client connection: read a request head, decide, answer or proxy,
 //! repeat while the connection is kept alive.
 
-use super::body::{copy_body, read_more, write_flush, Limits};
+use super::body::{copy_body, read_more_until, write_flush, Limits};
 use super::head::{self, ClientInfo, Framing, HeadError};
 use super::pool::Pool;
 use super::reply::{self, Reply};
@@ -17,9 +17,6 @@ use pingora_core::server::ShutdownWatch;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long a client may take to send a request head, stay idle between
-/// requests, or take to accept a write.
-pub(super) const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Room for the request line on top of the header field limit.
 const REQUEST_LINE_ALLOWANCE: usize = 8 * 1024;
@@ -31,6 +28,10 @@ pub struct Engine {
     pub https: HttpsConfig,
     /// Requests whose header fields add up to more than this get 431.
     pub max_request_header_bytes: usize,
+    /// How long a client may take to send a request head (from the end of
+    /// the previous response, so this is also the idle keep-alive limit),
+    /// and to accept each write.
+    pub client_timeout: Duration,
     pub pool: Pool,
 }
 
@@ -110,7 +111,7 @@ impl Engine {
                     r.close = true;
                     r.hsts = self.hsts(&client);
                     r.write(&mut b.out, false);
-                    let _ = write_flush(&mut io, &b.out, CLIENT_TIMEOUT).await;
+                    let _ = write_flush(&mut io, &b.out, self.client_timeout).await;
                     m::unmatched().record(status, 0.0);
                     return Served::Closed;
                 }
@@ -136,6 +137,8 @@ impl Engine {
         first: bool,
         shutdown: &mut ShutdownWatch,
     ) -> Result<Next, u16> {
+        // The whole head must arrive in time, however slowly it trickles in.
+        let deadline = tokio::time::Instant::now() + self.client_timeout;
         loop {
             if !b.req.is_empty() {
                 let n = b.req.len().min(H2_PREFACE.len());
@@ -162,7 +165,7 @@ impl Engine {
                 }
             }
             let idle = b.req.is_empty();
-            let read = read_more(io, &mut b.req, CLIENT_TIMEOUT);
+            let read = read_more_until(io, &mut b.req, deadline);
             let read = if idle {
                 // Idle between requests: close at once when shutting down.
                 tokio::select! {
@@ -289,7 +292,7 @@ impl Engine {
                     !plan.keep_alive || *shutdown.borrow() || (has_body && plan.expect_continue);
                 r.http10_keep_alive = plan.http10 && !r.close;
                 r.write(&mut b.out, plan.is_head);
-                let written = write_flush(io, &b.out, CLIENT_TIMEOUT).await.is_ok();
+                let written = write_flush(io, &b.out, self.client_timeout).await.is_ok();
                 let metrics = target.as_ref().map_or(m::unmatched(), |t| &t.metrics);
                 metrics.record(*status, start.elapsed().as_secs_f64());
                 if !written || r.close {
@@ -297,8 +300,8 @@ impl Engine {
                 }
                 // Read and drop the body so the next request lines up.
                 let limits = Limits {
-                    read: CLIENT_TIMEOUT,
-                    write: CLIENT_TIMEOUT,
+                    read: self.client_timeout,
+                    write: self.client_timeout,
                 };
                 copy_body(
                     io,

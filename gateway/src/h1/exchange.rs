@@ -3,7 +3,7 @@
 //! head read and rewritten, the body streamed back.
 
 use super::body::{buffered_body_len, copy_body, read_more, write_flush, CopyError, Limits};
-use super::engine::{Buffers, Engine, Plan, CLIENT_TIMEOUT};
+use super::engine::{Buffers, Engine, Plan};
 use super::head::{self, ClientFraming, Framing, HeadError};
 use super::reply::{self, Reply};
 use crate::metrics as m;
@@ -38,6 +38,8 @@ enum UpstreamError {
     BadHead(HeadError),
     #[error("response head too large")]
     HeadTooLarge,
+    #[error("101 Switching Protocols to a request that asked for no upgrade")]
+    UnexpectedUpgrade,
     #[error("the client's request body: {0}")]
     ClientBody(CopyError),
 }
@@ -82,6 +84,8 @@ struct ResponseContext<'a> {
     /// then says the connection closes.
     shutdown: &'a ShutdownWatch,
     is_head: bool,
+    /// The client asked for a protocol upgrade.
+    upgrade: bool,
     hsts: Option<&'a [u8]>,
 }
 
@@ -120,6 +124,7 @@ impl Engine {
             closing: !plan.keep_alive,
             shutdown,
             is_head: plan.is_head,
+            upgrade: plan.upgrade,
             hsts,
         };
         let buffered = match buffered_body_len(&b.req, plan.framing) {
@@ -146,14 +151,14 @@ impl Engine {
         };
         b.resp.advance(head.head_len);
         if head.status == 101 && plan.upgrade {
-            if write_flush(io, &b.out, CLIENT_TIMEOUT).await.is_ok() {
-                tunnel(io, &mut up.stream, b).await;
+            if write_flush(io, &b.out, self.client_timeout).await.is_ok() {
+                tunnel(io, &mut up.stream, b, self.client_timeout).await;
             }
             return (101, false);
         }
         let limits = Limits {
             read: self.upstream.read_timeout,
-            write: CLIENT_TIMEOUT,
+            write: self.client_timeout,
         };
         let sent = async {
             io.write_all(&b.out).await.map_err(CopyError::Write)?;
@@ -221,7 +226,7 @@ impl Engine {
                 HeadRead::Final(head) => return Ok(head),
                 HeadRead::Interim(len) => {
                     if !ctx.http10 {
-                        let _ = write_flush(io, &b.resp[..len], CLIENT_TIMEOUT).await;
+                        let _ = write_flush(io, &b.resp[..len], self.client_timeout).await;
                     }
                     b.resp.advance(len);
                 }
@@ -245,7 +250,7 @@ impl Engine {
             .await
             .map_err(UpstreamError::Send)?;
         let limits = Limits {
-            read: CLIENT_TIMEOUT,
+            read: self.client_timeout,
             write: self.upstream.write_timeout,
         };
         let read_timeout = self.upstream.read_timeout;
@@ -289,9 +294,12 @@ impl Engine {
                         HeadRead::Final(head) => break (head, upload_done),
                         HeadRead::Interim(len) => {
                             if !ctx.http10 {
-                                let _ =
-                                    write_flush(&mut client_write, &resp[..len], CLIENT_TIMEOUT)
-                                        .await;
+                                let _ = write_flush(
+                                    &mut client_write,
+                                    &resp[..len],
+                                    self.client_timeout,
+                                )
+                                .await;
                             }
                             resp.advance(len);
                         }
@@ -385,7 +393,7 @@ impl Engine {
         r.close = true;
         r.hsts = ctx.hsts;
         r.write(&mut b.out, ctx.is_head);
-        let _ = write_flush(io, &b.out, CLIENT_TIMEOUT).await;
+        let _ = write_flush(io, &b.out, self.client_timeout).await;
         (status, false)
     }
 }
@@ -432,6 +440,10 @@ async fn read_head_into<R: AsyncRead + Unpin>(
             match head::parse_response(b.resp, &mut slots, ctx.is_head) {
                 Ok(Some(parsed)) => {
                     let meta = parsed.meta;
+                    if meta.status == 101 && !ctx.upgrade {
+                        // Switching protocols nobody asked for.
+                        return Err(UpstreamError::UnexpectedUpgrade);
+                    }
                     if (100..200).contains(&meta.status) && meta.status != 101 {
                         return Ok(HeadRead::Interim(meta.head_len));
                     }
@@ -478,8 +490,8 @@ async fn read_head_into<R: AsyncRead + Unpin>(
 
 /// After a `101 Switching Protocols`: bytes flow both ways until either
 /// side closes. Bytes already read on either side go first.
-async fn tunnel(io: &mut Stream, up: &mut TcpStream, b: &mut Buffers) {
-    if !b.resp.is_empty() && write_flush(io, &b.resp, CLIENT_TIMEOUT).await.is_err() {
+async fn tunnel(io: &mut Stream, up: &mut TcpStream, b: &mut Buffers, write_limit: Duration) {
+    if !b.resp.is_empty() && write_flush(io, &b.resp, write_limit).await.is_err() {
         return;
     }
     if !b.req.is_empty() && up.write_all(&b.req).await.is_err() {

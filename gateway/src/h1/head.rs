@@ -516,7 +516,12 @@ pub fn write_client_response(
             t.names_fields
         });
     let switching = meta.status == 101;
-    let chunked = meta.framing == Framing::Chunked;
+    // With Transfer-Encoding present, Content-Length must not reach the
+    // client (RFC 9112 §6.3): it would make the framing ambiguous.
+    let encoded = resp
+        .headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
     for h in resp.headers.iter() {
         let name = h.name;
         if is_hop_by_hop(name) {
@@ -531,7 +536,7 @@ pub fn write_client_response(
         if name.eq_ignore_ascii_case("transfer-encoding") && how.dechunk {
             continue;
         }
-        if name.eq_ignore_ascii_case("content-length") && chunked {
+        if name.eq_ignore_ascii_case("content-length") && encoded {
             continue;
         }
         if how.hsts.is_some() && name.eq_ignore_ascii_case("strict-transport-security") {

@@ -278,3 +278,15 @@ fn http10_requests_without_host_get_an_empty_host_upstream() {
     assert!(out.starts_with("GET /x HTTP/1.1\r\nHost: \r\n"), "{out}");
     assert!(!out.contains("X-Forwarded-Host"), "{out}");
 }
+
+#[test]
+fn content_length_never_reaches_the_client_beside_transfer_encoding() {
+    let (meta, out) = response(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 10\r\n\r\n",
+        false,
+        KEEP,
+    );
+    assert_eq!(meta.framing, Framing::UntilClose);
+    assert!(!meta.reusable);
+    assert_eq!(out, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
+}
