@@ -139,6 +139,17 @@ pub fn service_manifest(name: &str, pods: &[(&EchoPod, bool)]) -> String {
 }
 
 /// One EndpointSlice with one endpoint.
+/// A Service `up` whose one endpoint is `upstream`, and an Ingress sending
+/// every host and path (a rule without host, prefix `/`) to it.
+pub fn catch_all_route(upstream: SocketAddr) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: up}}\nspec:\n  ports: [{{name: http, port: 80}}]\n{}---\n\
+         apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: up}}\nspec:\n  ingressClassName: gatehouse\n  rules:\n\
+         \x20 - http:\n      paths:\n      - {{pathType: Prefix, path: /, backend: {{service: {{name: up, port: {{number: 80}}}}}}}}\n",
+        endpoint_slice("up", "fake", upstream, true)
+    )
+}
+
 pub fn endpoint_slice(service: &str, pod: &str, addr: SocketAddr, ready: bool) -> String {
     format!(
         "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-{pod}\n  labels: {{kubernetes.io/service-name: {service}}}\naddressType: IPv4\nports: [{{name: http, port: {port}}}]\nendpoints:\n- addresses: [\"{ip}\"]\n  conditions: {{ready: {ready}}}\n  targetRef: {{kind: Pod, name: {pod}}}\n",

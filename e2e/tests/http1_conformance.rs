@@ -5,27 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use gatehouse_e2e::local::{endpoint_slice, LocalGateway};
+use gatehouse_e2e::local::{catch_all_route, LocalGateway};
 use gatehouse_e2e::raw_http::{
     chunked, fingerprint, pseudo_random, response, Action, Conn, FakeUpstream, Framing, Request,
     Response, READY_PATH,
 };
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 const HOST: &str = "conformance.test";
-
-/// A Service `up` whose one endpoint is `upstream`, and an Ingress sending
-/// every host and path (a rule without host, prefix `/`) to it.
-fn manifests(upstream: SocketAddr) -> String {
-    format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: up}}\nspec:\n  ports: [{{name: http, port: 80}}]\n{}---\n\
-         apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: up}}\nspec:\n  ingressClassName: gatehouse\n  rules:\n\
-         \x20 - http:\n      paths:\n      - {{pathType: Prefix, path: /, backend: {{service: {{name: up, port: {{number: 80}}}}}}}}\n",
-        endpoint_slice("up", "fake", upstream, true)
-    )
-}
 
 /// A fake upstream answering with `handler`, and a gateway routing every
 /// request to it.
@@ -45,7 +33,8 @@ impl Rig {
     ) -> Rig {
         let upstream = FakeUpstream::start(handler).await.unwrap();
         let lg = LocalGateway::start(gateway_args).await.unwrap();
-        lg.write("up.yaml", &manifests(upstream.addr)).unwrap();
+        lg.write("up.yaml", &catch_all_route(upstream.addr))
+            .unwrap();
         let ready = lg
             .eventually(HOST, READY_PATH, |r| r.status == 200 && r.body == "ready")
             .await;

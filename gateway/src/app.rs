@@ -1,20 +1,18 @@
-//! The listening service: HTTP/1.x connections are served by the gateway's
-//! own engine (`h1`); HTTP/2 ones (ALPN h2 over TLS, or the h2c preface on
-//! plain TCP) by Pingora's proxy with the same routing (`proxy`).
+//! The listening service: HTTP/2 connections (ALPN h2 over TLS, or the h2c
+//! preface on plain TCP) go to `http2`, everything else to the HTTP/1.x
+//! engine (`h1`).
 
 use crate::h1::{Engine, Served};
-use crate::proxy::Gateway;
+use crate::http2;
 use crate::shutdown::OpenConnections;
 use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
 use pingora_core::protocols::{Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
-use pingora_proxy::HttpProxy;
 use std::sync::Arc;
 
 pub struct GatewayApp {
-    pub h1: Engine,
-    pub h2: Arc<HttpProxy<Gateway>>,
+    pub h1: Arc<Engine>,
     pub connections: OpenConnections,
 }
 
@@ -27,15 +25,13 @@ impl ServerApp for GatewayApp {
     ) -> Option<Stream> {
         let _open = self.connections.open();
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            return self.h2.process_new(stream, shutdown).await;
+            http2::serve(self.h1.clone(), stream, shutdown).await;
+            return None;
         }
         match self.h1.serve(stream, shutdown).await {
-            Served::Closed => None,
-            Served::H2c(stream) => self.h2.process_new(stream, shutdown).await,
+            Served::Closed => {}
+            Served::H2c(stream) => http2::serve(self.h1.clone(), stream, shutdown).await,
         }
-    }
-
-    async fn cleanup(&self) {
-        ServerApp::cleanup(self.h2.as_ref()).await;
+        None
     }
 }

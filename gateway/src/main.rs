@@ -8,13 +8,12 @@ use gatehouse_gateway::h1::pool::Pool;
 use gatehouse_gateway::h1::Engine;
 use gatehouse_gateway::install::{parse_frame, SharedTable};
 use gatehouse_gateway::metrics::CERTIFICATE_EXPIRY;
-use gatehouse_gateway::proxy::{Gateway, HttpsConfig, UpstreamConfig};
+use gatehouse_gateway::settings::{HttpsConfig, UpstreamConfig};
 use gatehouse_gateway::shutdown::{GracefulTermination, OpenConnections};
 use gatehouse_gateway::tls::handshake_metrics::{
     HandshakeCounter, HandshakeFailureLayer, QuietHandshakeFailures,
 };
 use gatehouse_gateway::tls::{self_signed, SniResolver};
-use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server};
@@ -242,7 +241,6 @@ fn main() -> anyhow::Result<()> {
         threads: args
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        upstream_keepalive_pool_size: args.upstream_keepalive,
         // Pingora's grace period starts once accepting has stopped: it is our
         // drain (the grace before it is handled by `GracefulTermination`).
         grace_period_seconds: Some(args.shutdown_drain.as_secs().max(1)),
@@ -251,7 +249,7 @@ fn main() -> anyhow::Result<()> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let gateway = Gateway {
+    let h1 = Engine {
         table: shared.table.clone(),
         upstream: UpstreamConfig {
             connect_timeout: args.upstream_connect_timeout,
@@ -265,23 +263,12 @@ fn main() -> anyhow::Result<()> {
             hsts: hsts_header(&args)?,
         },
         max_request_header_bytes: args.max_request_header_bytes,
-    };
-    let h1 = Engine {
-        table: gateway.table.clone(),
-        upstream: gateway.upstream.clone(),
-        https: gateway.https.clone(),
-        max_request_header_bytes: gateway.max_request_header_bytes,
         client_timeout: args.client_timeout,
         pool: Pool::new(args.upstream_keepalive, args.upstream_idle_timeout),
     };
-    let mut h2 = pingora_proxy::http_proxy(&server.configuration, gateway);
-    let mut opts = HttpServerOptions::default();
-    opts.h2c = true;
-    h2.server_options = Some(opts);
     let connections = OpenConnections::default();
     let app = GatewayApp {
-        h1,
-        h2: Arc::new(h2),
+        h1: Arc::new(h1),
         connections: connections.clone(),
     };
     let mut proxy = Service::new("gatehouse-http".to_owned(), app);

@@ -5,9 +5,9 @@ use super::body::{copy_body, read_more_until, write_flush, Limits};
 use super::head::{self, ClientInfo, Framing, HeadError};
 use super::pool::Pool;
 use super::reply::{self, Reply};
-use crate::forwarded;
 use crate::metrics as m;
-use crate::proxy::{https_location, HttpsConfig, UpstreamConfig, ACME_CHALLENGE};
+use crate::request_id;
+use crate::settings::{https_location, HttpsConfig, UpstreamConfig, ACME_CHALLENGE};
 use crate::table::{RouteTable, RouteTarget};
 use arc_swap::ArcSwap;
 use bytes::{Buf, BytesMut};
@@ -249,7 +249,7 @@ impl Engine {
         let request_id = match meta.request_id {
             Some(id) => id,
             None => {
-                generated = forwarded::new_request_id_bytes();
+                generated = request_id::new_request_id_bytes();
                 &generated[..]
             }
         };
@@ -317,7 +317,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn hsts(&self, client: &ClientInfo) -> Option<&[u8]> {
+    pub(crate) fn hsts(&self, client: &ClientInfo) -> Option<&[u8]> {
         self.https
             .hsts
             .as_ref()
@@ -327,13 +327,13 @@ impl Engine {
 }
 
 /// Resolves once the server starts shutting down (never, if the sender is gone).
-async fn shutting_down(watch: &mut ShutdownWatch) {
+pub(crate) async fn shutting_down(watch: &mut ShutdownWatch) {
     if watch.wait_for(|&down| down).await.is_err() {
         std::future::pending::<()>().await;
     }
 }
 
-fn client_info(io: &Stream) -> ClientInfo {
+pub(crate) fn client_info(io: &Stream) -> ClientInfo {
     let socket = io.get_socket_digest();
     let inet = |a: Option<&pingora_core::protocols::l4::socket::SocketAddr>| {
         a.and_then(|a| a.as_inet()).copied()

@@ -21,7 +21,7 @@ const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// Why a request got no upstream response.
 #[derive(Debug, thiserror::Error)]
-enum UpstreamError {
+pub(crate) enum UpstreamError {
     #[error("connect to {0}: {1}")]
     Connect(SocketAddr, std::io::Error),
     #[error("connect to {0} timed out")]
@@ -45,7 +45,7 @@ enum UpstreamError {
 }
 
 impl UpstreamError {
-    fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             UpstreamError::ConnectTimeout(_)
             | UpstreamError::Receive(CopyError::ReadTimeout)
@@ -58,7 +58,7 @@ impl UpstreamError {
     }
 
     /// A pooled connection the upstream had closed: nothing came back.
-    fn is_stale_connection(&self) -> bool {
+    pub(crate) fn is_stale_connection(&self) -> bool {
         matches!(
             self,
             UpstreamError::Closed
@@ -69,10 +69,10 @@ impl UpstreamError {
 }
 
 /// An upstream connection for one request.
-struct Upstream {
-    stream: TcpStream,
-    address: SocketAddr,
-    reused: bool,
+pub(crate) struct Upstream {
+    pub(crate) stream: TcpStream,
+    pub(crate) address: SocketAddr,
+    pub(crate) reused: bool,
 }
 
 /// What the client side of a response needs to know.
@@ -319,7 +319,7 @@ impl Engine {
     /// An endpoint's connection: pooled if one is idle, else new; on connect
     /// failures other endpoints are tried (bounded by
     /// `--upstream-connect-attempts`).
-    async fn checkout(&self, target: &RouteTarget) -> Result<Upstream, UpstreamError> {
+    pub(crate) async fn checkout(&self, target: &RouteTarget) -> Result<Upstream, UpstreamError> {
         let mut tried = 0u64;
         let mut attempts = 0u8;
         let endpoints = target.backend.endpoints.len();
@@ -352,7 +352,7 @@ impl Engine {
         }
     }
 
-    async fn connect(&self, address: SocketAddr) -> Result<Upstream, UpstreamError> {
+    pub(crate) async fn connect(&self, address: SocketAddr) -> Result<Upstream, UpstreamError> {
         let stream =
             tokio::time::timeout(self.upstream.connect_timeout, TcpStream::connect(address))
                 .await

@@ -51,7 +51,7 @@ impl From<httparse::Error> for HeadError {
 }
 
 /// Field names that only concern one connection and are never forwarded.
-fn is_hop_by_hop(name: &str) -> bool {
+pub fn is_hop_by_hop(name: &str) -> bool {
     [
         "connection",
         "keep-alive",
@@ -97,7 +97,7 @@ impl ConnectionTokens {
 }
 
 /// Is `name` listed in any Connection field of `headers`?
-fn listed_in_connection(headers: &[httparse::Header<'_>], name: &str) -> bool {
+pub fn listed_in_connection(headers: &[httparse::Header<'_>], name: &str) -> bool {
     headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
@@ -361,31 +361,43 @@ pub fn write_upstream_request(
         field(out, b"Connection", b"upgrade");
         field(out, b"Upgrade", protocol);
     }
+    write_forwarding_fields(out, forwarded_for.as_deref(), meta.host, client, request_id);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// X-Forwarded-For (the client's chain, if any, then the client), X-Real-IP,
+/// X-Forwarded-Proto/-Host/-Port and X-Request-ID.
+pub fn write_forwarding_fields(
+    out: &mut Vec<u8>,
+    forwarded_for: Option<&[u8]>,
+    host: &str,
+    client: &ClientInfo,
+    request_id: &[u8],
+) {
     if let Some(ip) = &client.ip {
         out.extend_from_slice(b"X-Forwarded-For: ");
-        if let Some(chain) = &forwarded_for {
+        if let Some(chain) = forwarded_for {
             out.extend_from_slice(chain);
             out.extend_from_slice(b", ");
         }
         out.extend_from_slice(ip.as_bytes());
         out.extend_from_slice(b"\r\n");
         field(out, b"X-Real-IP", ip.as_bytes());
-    } else if let Some(chain) = &forwarded_for {
+    } else if let Some(chain) = forwarded_for {
         field(out, b"X-Forwarded-For", chain);
     }
     let proto: &[u8] = if client.tls { b"https" } else { b"http" };
     field(out, b"X-Forwarded-Proto", proto);
-    if !meta.host.is_empty() {
-        field(out, b"X-Forwarded-Host", meta.host.as_bytes());
+    if !host.is_empty() {
+        field(out, b"X-Forwarded-Host", host.as_bytes());
     }
     if let Some(port) = &client.server_port {
         field(out, b"X-Forwarded-Port", port.as_bytes());
     }
     field(out, b"X-Request-ID", request_id);
-    out.extend_from_slice(b"\r\n");
 }
 
-fn is_forwarding_field(name: &str) -> bool {
+pub fn is_forwarding_field(name: &str) -> bool {
     [
         "x-forwarded-for",
         "x-forwarded-proto",

@@ -16,4 +16,6 @@ pub mod head;
 pub mod pool;
 pub mod reply;
 
+pub(crate) use engine::{client_info, shutting_down};
 pub use engine::{Engine, Served};
+pub(crate) use exchange::{Upstream, UpstreamError};
