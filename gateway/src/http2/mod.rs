@@ -9,6 +9,7 @@ mod stream;
 
 use crate::h1::{self, Engine};
 use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
 use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
 use std::sync::Arc;
@@ -29,8 +30,9 @@ type Accepted = Result<
 >;
 
 enum Event {
-    /// A new stream (boxed: a request is much larger than the other case).
+    /// A new stream (boxed: a request is much larger than the other cases).
     Stream(Option<Box<Accepted>>),
+    StreamDone,
     ShuttingDown,
 }
 
@@ -53,9 +55,13 @@ pub async fn serve(engine: Arc<Engine>, io: Stream, shutdown: &ShutdownWatch) {
     };
     let mut shutdown = shutdown.clone();
     let mut draining = false;
+    // The streams run inside this task, next to the connection they write
+    // to: a response then goes out without a wake-up of another task.
+    let mut streams = FuturesUnordered::new();
     loop {
         let event = tokio::select! {
             next = conn.accept() => Event::Stream(next.map(Box::new)),
+            Some(()) = streams.next(), if !streams.is_empty() => Event::StreamDone,
             () = h1::shutting_down(&mut shutdown), if !draining => Event::ShuttingDown,
         };
         match event {
@@ -66,9 +72,8 @@ pub async fn serve(engine: Arc<Engine>, io: Stream, shutdown: &ShutdownWatch) {
             }
             Event::Stream(Some(accepted)) => match *accepted {
                 Ok((request, respond)) => {
-                    let engine = engine.clone();
-                    let client = client.clone();
-                    tokio::spawn(async move {
+                    let (engine, client) = (engine.clone(), client.clone());
+                    streams.push(async move {
                         stream::serve(&engine, &client, request, respond).await;
                     });
                 }
@@ -77,6 +82,7 @@ pub async fn serve(engine: Arc<Engine>, io: Stream, shutdown: &ShutdownWatch) {
                     return;
                 }
             },
+            Event::StreamDone => {}
             Event::Stream(None) => return,
         }
     }
