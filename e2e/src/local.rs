@@ -189,7 +189,6 @@ impl LocalGateway {
         let dir = tempfile::tempdir().map_err(io("creating the manifests directory"))?;
         std::fs::write(dir.path().join("class.yaml"), INGRESS_CLASS)
             .map_err(io("writing class.yaml"))?;
-        let [http, https, admin] = free_addrs::<3>()?;
         let mut cmd = Command::new(binary("gatehouse-controller")?);
         cmd.env("NO_COLOR", "1")
             .arg("--manifests")
@@ -208,6 +207,9 @@ impl LocalGateway {
                 what: format!("controller logged no address: {line}"),
                 after: Duration::ZERO,
             })?;
+        // Chosen only now: picked before the controller's port-0 bind, a port
+        // just released by `free_addrs` could be handed to the controller.
+        let [http, https, admin] = free_addrs::<3>()?;
         let mut cmd = Command::new(binary("gatehouse-gateway")?);
         cmd.env("NO_COLOR", "1")
             .args(["--controller", &format!("http://{snapshot}")])
