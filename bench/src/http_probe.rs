@@ -133,9 +133,13 @@ pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
     false
 }
 
-/// A free loopback port (bound, then released).
-pub fn free_port() -> std::io::Result<SocketAddr> {
-    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+/// `n` distinct free loopback ports: each stays bound until all are chosen,
+/// so the kernel cannot hand out one port twice.
+pub fn free_ports(n: usize) -> std::io::Result<Vec<SocketAddr>> {
+    let held = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    held.iter().map(|l| l.local_addr()).collect()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! timed from the manifest write to the gateway answering from the new
 //! backend.
 
-use crate::http_probe::{free_port, wait_for_port, Probe};
+use crate::http_probe::{free_ports, wait_for_port, Probe};
 use crate::procs::{Proc, ProcError};
 use crate::report::median;
 use crate::sysstat::{self, StatError};
@@ -227,8 +227,9 @@ pub fn run(
     std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
     let arg = |s: &str| s.to_owned();
 
-    let port = || free_port().map_err(io("picking a free port"));
-    let (blue_addr, green_addr) = (port()?, port()?);
+    let ports = |n| free_ports(n).map_err(io("picking free ports"));
+    let picked = ports(2)?;
+    let (blue_addr, green_addr) = (picked[0], picked[1]);
     let echo = bins.echo.display().to_string();
     let _blue = Proc::spawn(
         "echo-blue",
@@ -260,7 +261,8 @@ pub fn run(
     )?;
     let manifest_bytes = write_manifests(&manifests, ingresses, blue_addr, green_addr)?;
 
-    let (snapshot_addr, http, admin) = (port()?, port()?, port()?);
+    let picked = ports(3)?;
+    let (snapshot_addr, http, admin) = (picked[0], picked[1], picked[2]);
     let started = Instant::now();
     let mut controller = Proc::spawn(
         "controller",

@@ -2,7 +2,7 @@
 //! pinned the same way and checked to route correctly before any load.
 
 use crate::haproxy_conf;
-use crate::http_probe::{free_port, wait_for_port, Probe, ProbeError};
+use crate::http_probe::{free_ports, wait_for_port, Probe, ProbeError};
 use crate::nginx_conf::{self, UPSTREAM_BODY};
 use crate::procs::{CpuList, Proc, ProcError};
 use crate::routes::{gateway_snapshot, RouteSet};
@@ -88,10 +88,7 @@ pub fn start_upstream(
     layout: &Layout,
     backends: usize,
 ) -> Result<(Proc, Vec<SocketAddr>), SetupError> {
-    let ports: Vec<SocketAddr> = (0..backends)
-        .map(|_| free_port())
-        .collect::<Result<_, _>>()
-        .map_err(io("picking upstream ports"))?;
+    let ports = free_ports(backends).map_err(io("picking upstream ports"))?;
     let conf = layout.dir.join("upstream.conf");
     nginx_conf::make_temp_dirs(&layout.dir, "upstream").map_err(io("creating nginx temp dirs"))?;
     write(&conf, &nginx_conf::upstream(&layout.dir, &ports))?;
@@ -119,7 +116,7 @@ pub fn start_proxies(
     let tag = format!("{}routes", routes.count);
     let mut out = Vec::new();
 
-    let (h1, h2) = (port()?, port()?);
+    let [h1, h2] = ports::<2>()?;
     let conf = layout.dir.join(format!("nginx-{tag}.conf"));
     nginx_conf::make_temp_dirs(&layout.dir, "nginx").map_err(io("creating nginx temp dirs"))?;
     write(
@@ -135,7 +132,7 @@ pub fn start_proxies(
     )?;
     out.push(ready(ProxyKind::Nginx, p, h1, h2)?);
 
-    let (h1, h2) = (port()?, port()?);
+    let [h1, h2] = ports::<2>()?;
     let map = layout.dir.join(format!("haproxy-{tag}.map"));
     write(&map, &haproxy_conf::host_map(routes))?;
     let conf = layout.dir.join(format!("haproxy-{tag}.cfg"));
@@ -153,8 +150,7 @@ pub fn start_proxies(
     )?;
     out.push(ready(ProxyKind::Haproxy, p, h1, h2)?);
 
-    let h1 = port()?;
-    let admin = port()?;
+    let [h1, admin] = ports::<2>()?;
     let snapshot = layout.dir.join(format!("snapshot-{tag}.json"));
     write(
         &snapshot,
@@ -274,8 +270,11 @@ fn nginx_args(conf: &Path, dir: &Path) -> Vec<String> {
     ]
 }
 
-fn port() -> Result<SocketAddr, SetupError> {
-    free_port().map_err(io("picking a free port"))
+fn ports<const N: usize>() -> Result<[SocketAddr; N], SetupError> {
+    let picked = free_ports(N).map_err(io("picking free ports"))?;
+    let mut out = [SocketAddr::from(([127, 0, 0, 1], 0)); N];
+    out.copy_from_slice(&picked);
+    Ok(out)
 }
 
 fn write(path: &Path, text: &str) -> Result<(), SetupError> {
