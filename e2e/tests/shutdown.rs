@@ -50,6 +50,15 @@ async fn sigterm_serves_through_the_grace_then_drains_and_exits() {
     let mut slow = Conn::connect(lg.http).await.unwrap();
     slow.send(get("/slow?delay_ms=2500")).await.unwrap();
 
+    // Both connections are counted as open.
+    let open = lg
+        .metrics()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("gatehouse_gateway_open_connections "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(open.is_some_and(|n| n >= 2.0), "open connections: {open:?}");
+
     let signalled = Instant::now();
     sigterm(lg.gateway.pid());
 

@@ -5,13 +5,13 @@ use super::body::{copy_body, read_more_until, write_flush, Limits};
 use super::head::{self, ClientInfo, Framing, HeadError};
 use super::pool::Pool;
 use super::reply::{self, Reply};
+use crate::decide::{decide, Decision, RequestFacts};
 use crate::metrics as m;
 use crate::request_id;
-use crate::settings::{https_location, HttpsConfig, UpstreamConfig, ACME_CHALLENGE};
+use crate::settings::{HttpsConfig, UpstreamConfig};
 use crate::table::{RouteTable, RouteTarget};
 use arc_swap::ArcSwap;
 use bytes::{Buf, BytesMut};
-use gatehouse_model::host::normalize_request_host;
 use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
 use std::sync::Arc;
@@ -210,41 +210,41 @@ impl Engine {
                 location: None,
             },
         };
-        if meta.header_bytes > self.max_request_header_bytes {
-            plan.keep_alive = false;
-            plan.action = Action::Reply {
-                status: 431,
-                body: reply::HEADERS_TOO_LARGE,
-                target: None,
-                location: None,
-            };
-            return Ok(Some(plan));
-        }
-        let host = normalize_request_host(meta.host);
-        let target = self.table.load().find(&host, meta.path).cloned();
-        let Some(target) = target else {
-            return Ok(Some(plan));
+        let facts = RequestFacts {
+            authority: meta.host,
+            path: meta.path,
+            path_and_query: meta.target,
+            header_bytes: meta.header_bytes,
+            tls: client.tls,
         };
-        if let Some(port) = self.https.redirect_port {
-            if target.redirect_to_https && !client.tls && !meta.path.starts_with(ACME_CHALLENGE) {
-                plan.action = Action::Reply {
-                    status: 308,
-                    body: b"",
-                    location: Some(https_location(&host, port, meta.target)),
-                    target: Some(target),
-                };
+        let reply = |status, body, target, location| Action::Reply {
+            status,
+            body,
+            target,
+            location,
+        };
+        let target = match decide(
+            &self.table.load(),
+            &self.https,
+            self.max_request_header_bytes,
+            facts,
+        ) {
+            Decision::Proxy(target) => target,
+            Decision::HeadersTooLarge => {
+                plan.keep_alive = false;
+                plan.action = reply(431, reply::HEADERS_TOO_LARGE, None, None);
                 return Ok(Some(plan));
             }
-        }
-        if target.backend.endpoints.is_empty() {
-            plan.action = Action::Reply {
-                status: 503,
-                body: reply::NO_ENDPOINTS,
-                target: Some(target),
-                location: None,
-            };
-            return Ok(Some(plan));
-        }
+            Decision::NotFound => return Ok(Some(plan)),
+            Decision::Redirect { target, location } => {
+                plan.action = reply(308, b"", Some(target), Some(location));
+                return Ok(Some(plan));
+            }
+            Decision::NoEndpoints(target) => {
+                plan.action = reply(503, reply::NO_ENDPOINTS, Some(target), None);
+                return Ok(Some(plan));
+            }
+        };
         let generated;
         let request_id = match meta.request_id {
             Some(id) => id,

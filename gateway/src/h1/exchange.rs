@@ -434,53 +434,78 @@ async fn read_head_into<R: AsyncRead + Unpin>(
     upload_done: bool,
     timeout: Duration,
 ) -> Result<HeadRead, UpstreamError> {
+    let out = &mut *b.out;
+    read_response_head(up, b.resp, ctx.is_head, timeout, |parsed| {
+        let meta = parsed.meta;
+        if meta.status == 101 && !ctx.upgrade {
+            // Switching protocols nobody asked for.
+            return Err(UpstreamError::UnexpectedUpgrade);
+        }
+        if (100..200).contains(&meta.status) && meta.status != 101 {
+            return Ok(Some(HeadRead::Interim(meta.head_len)));
+        }
+        let dechunk = ctx.http10 && meta.framing == Framing::Chunked;
+        let close = ctx.closing
+            || *ctx.shutdown.borrow()
+            || meta.framing == Framing::UntilClose
+            || dechunk
+            || !upload_done;
+        head::write_client_response(
+            out,
+            parsed,
+            ClientFraming {
+                close,
+                http10_keep_alive: ctx.http10 && !close,
+                dechunk,
+                hsts: ctx.hsts,
+            },
+        );
+        Ok(Some(HeadRead::Final(FinalHead {
+            status: meta.status,
+            head_len: meta.head_len,
+            framing: meta.framing,
+            reusable: meta.reusable,
+            close,
+            dechunk,
+        })))
+    })
+    .await
+}
+
+/// Reads from `up` into `resp` until a response head is complete and
+/// `use_head` takes it: `Some(value)` ends the read; `None` drops that head
+/// (an interim response) and reads the next. Enforces the head size limit.
+/// Cancel-safe: bytes read stay in `resp`. Shared by HTTP/1.x and HTTP/2.
+pub(crate) async fn read_response_head<R: AsyncRead + Unpin, T>(
+    up: &mut R,
+    resp: &mut BytesMut,
+    request_is_head: bool,
+    timeout: Duration,
+    mut use_head: impl FnMut(&head::ResponseHead<'_, '_>) -> Result<Option<T>, UpstreamError>,
+) -> Result<T, UpstreamError> {
     loop {
-        if !b.resp.is_empty() {
+        if !resp.is_empty() {
             let mut slots = head::header_slots();
-            match head::parse_response(b.resp, &mut slots, ctx.is_head) {
+            match head::parse_response(resp, &mut slots, request_is_head) {
                 Ok(Some(parsed)) => {
-                    let meta = parsed.meta;
-                    if meta.status == 101 && !ctx.upgrade {
-                        // Switching protocols nobody asked for.
-                        return Err(UpstreamError::UnexpectedUpgrade);
+                    let len = parsed.meta.head_len;
+                    match use_head(&parsed)? {
+                        Some(value) => return Ok(value),
+                        None => {
+                            resp.advance(len);
+                            continue;
+                        }
                     }
-                    if (100..200).contains(&meta.status) && meta.status != 101 {
-                        return Ok(HeadRead::Interim(meta.head_len));
-                    }
-                    let dechunk = ctx.http10 && meta.framing == Framing::Chunked;
-                    let close = ctx.closing
-                        || *ctx.shutdown.borrow()
-                        || meta.framing == Framing::UntilClose
-                        || dechunk
-                        || !upload_done;
-                    head::write_client_response(
-                        b.out,
-                        &parsed,
-                        ClientFraming {
-                            close,
-                            http10_keep_alive: ctx.http10 && !close,
-                            dechunk,
-                            hsts: ctx.hsts,
-                        },
-                    );
-                    return Ok(HeadRead::Final(FinalHead {
-                        status: meta.status,
-                        head_len: meta.head_len,
-                        framing: meta.framing,
-                        reusable: meta.reusable,
-                        close,
-                        dechunk,
-                    }));
                 }
-                Ok(None) if b.resp.len() > MAX_RESPONSE_HEAD => {
+                Ok(None) if resp.len() > MAX_RESPONSE_HEAD => {
                     return Err(UpstreamError::HeadTooLarge)
                 }
                 Ok(None) => {}
                 Err(e) => return Err(UpstreamError::BadHead(e)),
             }
         }
-        match read_more(up, b.resp, timeout).await {
-            Ok(0) if b.resp.is_empty() => return Err(UpstreamError::Closed),
+        match read_more(up, resp, timeout).await {
+            Ok(0) if resp.is_empty() => return Err(UpstreamError::Closed),
             Ok(0) => return Err(UpstreamError::Receive(CopyError::Truncated)),
             Ok(_) => {}
             Err(e) => return Err(UpstreamError::Receive(e)),

@@ -18,4 +18,4 @@ pub mod reply;
 
 pub(crate) use engine::{client_info, shutting_down};
 pub use engine::{Engine, Served};
-pub(crate) use exchange::{Upstream, UpstreamError};
+pub(crate) use exchange::{read_response_head, Upstream, UpstreamError};

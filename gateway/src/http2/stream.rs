@@ -1,25 +1,21 @@
 //! One HTTP/2 stream: route, answer or proxy to an HTTP/1.1 upstream, and
 //! send the response back with HTTP/2 flow control.
 
+use crate::decide::{decide, Decision, RequestFacts};
 use crate::h1::body::{read_more, write_flush, CopyError};
 use crate::h1::chunked::ChunkedScanner;
 use crate::h1::head::{self, ClientInfo, Framing};
 use crate::h1::reply;
-use crate::h1::{Engine, Upstream, UpstreamError};
+use crate::h1::{read_response_head, Engine, Upstream, UpstreamError};
 use crate::metrics as m;
 use crate::request_id;
-use crate::settings::{https_location, ACME_CHALLENGE};
 use crate::table::RouteTarget;
 use bytes::{Buf, Bytes, BytesMut};
-use gatehouse_model::host::normalize_request_host;
 use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::{header, HeaderValue, Request, Response};
 use std::time::Instant;
 use tokio::io::AsyncWrite;
-
-/// Largest upstream response head accepted.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// Answers one stream and records it.
 pub async fn serve(
@@ -43,7 +39,10 @@ async fn handle(
     let (parts, body) = request.into_parts();
     let is_head = parts.method == http::Method::HEAD;
     let hsts = engine.hsts(client);
-    let local = |respond: &mut SendResponse<Bytes>, status, body, location| {
+    let local = |respond: &mut SendResponse<Bytes>,
+                 status: u16,
+                 body: &'static [u8],
+                 location: Option<&str>| {
         send_local(respond, status, body, location, hsts, is_head)
     };
     let header_bytes: usize = parts
@@ -51,9 +50,6 @@ async fn handle(
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum();
-    if header_bytes > engine.max_request_header_bytes {
-        return (local(respond, 431, reply::HEADERS_TOO_LARGE, None), None);
-    }
     let authority = parts
         .uri
         .authority()
@@ -65,22 +61,33 @@ async fn handle(
                 .and_then(|h| h.to_str().ok())
         })
         .unwrap_or("");
-    let host = normalize_request_host(authority);
-    let path = parts.uri.path();
-    let target = engine.table.load().find(&host, path).cloned();
-    let Some(target) = target else {
-        return (local(respond, 404, reply::NOT_FOUND, None), None);
+    let facts = RequestFacts {
+        authority,
+        path: parts.uri.path(),
+        path_and_query: parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        header_bytes,
+        tls: client.tls,
     };
-    if let Some(port) = engine.https.redirect_port {
-        if target.redirect_to_https && !client.tls && !path.starts_with(ACME_CHALLENGE) {
-            let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            let location = https_location(&host, port, pq);
-            return (local(respond, 308, b"", Some(&location)), Some(target));
+    let decision = decide(
+        &engine.table.load(),
+        &engine.https,
+        engine.max_request_header_bytes,
+        facts,
+    );
+    let target = match decision {
+        Decision::Proxy(target) => target,
+        answered => {
+            let status = match &answered {
+                Decision::HeadersTooLarge => local(respond, 431, reply::HEADERS_TOO_LARGE, None),
+                Decision::Redirect { location, .. } => local(respond, 308, b"", Some(location)),
+                Decision::NoEndpoints(_) => local(respond, 503, reply::NO_ENDPOINTS, None),
+                Decision::NotFound | Decision::Proxy(_) => {
+                    local(respond, 404, reply::NOT_FOUND, None)
+                }
+            };
+            return (status, answered.target().cloned());
         }
-    }
-    if target.backend.endpoints.is_empty() {
-        return (local(respond, 503, reply::NO_ENDPOINTS, None), Some(target));
-    }
+    };
     let framing = match request_framing(&parts.headers, &body) {
         Some(f) => f,
         None => return (local(respond, 400, reply::BAD_REQUEST, None), Some(target)),
@@ -237,6 +244,7 @@ struct UpstreamHead {
     status: u16,
     framing: Framing,
     reusable: bool,
+    head_len: usize,
     response: Response<()>,
 }
 
@@ -366,42 +374,26 @@ impl Exchange<'_> {
         up: &mut R,
         resp: &mut BytesMut,
     ) -> Result<UpstreamHead, UpstreamError> {
-        loop {
-            if !resp.is_empty() {
-                let mut slots = head::header_slots();
-                match head::parse_response(resp, &mut slots, self.is_head) {
-                    Ok(Some(parsed)) => {
-                        let meta = parsed.meta;
-                        if meta.status == 101 {
-                            return Err(UpstreamError::UnexpectedUpgrade);
-                        }
-                        if (100..200).contains(&meta.status) {
-                            resp.advance(meta.head_len);
-                            continue;
-                        }
-                        let response = to_h2_response(&parsed, self.hsts)?;
-                        resp.advance(meta.head_len);
-                        return Ok(UpstreamHead {
-                            status: meta.status,
-                            framing: meta.framing,
-                            reusable: meta.reusable,
-                            response,
-                        });
-                    }
-                    Ok(None) if resp.len() > MAX_RESPONSE_HEAD => {
-                        return Err(UpstreamError::HeadTooLarge)
-                    }
-                    Ok(None) => {}
-                    Err(e) => return Err(UpstreamError::BadHead(e)),
-                }
+        let timeout = self.engine.upstream.read_timeout;
+        let head = read_response_head(up, resp, self.is_head, timeout, |parsed| {
+            let meta = parsed.meta;
+            if meta.status == 101 {
+                return Err(UpstreamError::UnexpectedUpgrade);
             }
-            match read_more(up, resp, self.engine.upstream.read_timeout).await {
-                Ok(0) if resp.is_empty() => return Err(UpstreamError::Closed),
-                Ok(0) => return Err(UpstreamError::Receive(CopyError::Truncated)),
-                Ok(_) => {}
-                Err(e) => return Err(UpstreamError::Receive(e)),
+            if (100..200).contains(&meta.status) {
+                return Ok(None);
             }
-        }
+            Ok(Some(UpstreamHead {
+                status: meta.status,
+                framing: meta.framing,
+                reusable: meta.reusable,
+                head_len: meta.head_len,
+                response: to_h2_response(parsed, self.hsts)?,
+            }))
+        })
+        .await?;
+        resp.advance(head.head_len);
+        Ok(head)
     }
 
     /// Streams the response body into DATA frames, as the client's flow
