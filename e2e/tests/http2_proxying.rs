@@ -244,3 +244,32 @@ async fn upstream_failures_fail_one_stream_not_the_connection() {
     let r = send(&mut h2, request("GET", "/after").body(empty()).unwrap()).await;
     assert_eq!((r.status, r.body.as_slice()), (200, b"/after".as_slice()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_of_our_own_reach_http2_clients() {
+    let lg = LocalGateway::start(&[]).await.unwrap();
+    // A Service with no endpoints behind `empty.test`; no rule for any other host.
+    lg.write(
+        "empty.yaml",
+        &format!(
+            "{}---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: empty}}\nspec:\n  \
+             ingressClassName: gatehouse\n  rules:\n  - host: empty.test\n    http:\n      paths:\n      \
+             - {{pathType: Prefix, path: /, backend: {{service: {{name: empty, port: {{number: 80}}}}}}}}\n",
+            gatehouse_e2e::local::service_manifest("empty", &[])
+        ),
+    )
+    .unwrap();
+    lg.eventually("empty.test", "/", |r| r.status == 503).await;
+    let r = gatehouse_e2e::client::h2c_get(lg.http, "empty.test", "/x")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 503);
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(text.contains("no ready endpoints"), "{text}");
+    let r = gatehouse_e2e::client::h2c_get(lg.http, "nowhere.test", "/")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(text.contains("no Ingress rule"), "{text}");
+}
