@@ -26,6 +26,19 @@ pub enum LocalError {
     Timeout { what: String, after: Duration },
 }
 
+/// The `addr=` a process logged on the first line containing `marker`.
+pub fn logged_addr(process: &NsProcess, marker: &str) -> Result<SocketAddr, LocalError> {
+    let line = process.wait_for_line(|l| l.contains(marker), START_TIMEOUT)?;
+    line.split("addr=")
+        .nth(1)
+        .and_then(|a| a.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| LocalError::Timeout {
+            what: format!("{marker}: no address logged in {line:?}"),
+            after: Duration::ZERO,
+        })
+}
+
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalError {
     let context = context.into();
     move |source| LocalError::Io { context, source }
@@ -171,6 +184,8 @@ pub struct LocalGateway {
     pub https: SocketAddr,
     pub admin: SocketAddr,
     pub snapshot: SocketAddr,
+    /// The controller's /healthz, /readyz and /metrics.
+    pub controller_admin: SocketAddr,
     pub client: TestClient,
 }
 
@@ -194,19 +209,12 @@ impl LocalGateway {
             .arg("--manifests")
             .arg(dir.path())
             .args(["--snapshot-addr", "127.0.0.1:0"])
+            .args(["--admin-addr", "127.0.0.1:0"])
             .args(controller_args);
         let controller = NsProcess::spawn("gatehouse-controller", cmd)?;
-        // The controller binds port 0 and logs the address it got.
-        let line = controller.wait_for_line(|l| l.contains("serving snapshots"), START_TIMEOUT)?;
-        let snapshot: SocketAddr = line
-            .split("addr=")
-            .nth(1)
-            .and_then(|a| a.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| LocalError::Timeout {
-                what: format!("controller logged no address: {line}"),
-                after: Duration::ZERO,
-            })?;
+        // The controller binds port 0 and logs the addresses it got.
+        let snapshot = logged_addr(&controller, "serving snapshots")?;
+        let controller_admin = logged_addr(&controller, "serving admin endpoints")?;
         // Chosen only now: picked before the controller's port-0 bind, a port
         // just released by `free_addrs` could be handed to the controller.
         let [http, https, admin] = free_addrs::<3>()?;
@@ -230,6 +238,7 @@ impl LocalGateway {
             https,
             admin,
             snapshot,
+            controller_admin,
             client: TestClient::http1(),
         };
         lg.wait_ready().await?;

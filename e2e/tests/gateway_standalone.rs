@@ -117,7 +117,17 @@ async fn not_ready_until_a_first_snapshot_arrives() {
 
 #[test]
 fn rejects_a_controller_url_that_is_not_http_host_port() {
-    for url in ["https://127.0.0.1:1", "127.0.0.1:1", "http://127.0.0.1"] {
+    let cases = [
+        ("127.0.0.1:1", "http://HOST:PORT"),
+        ("http://127.0.0.1", "http://HOST:PORT"),
+        ("ftp://127.0.0.1:1", "http://HOST:PORT"),
+        // https needs the mutual TLS files, and names the ones missing.
+        (
+            "https://127.0.0.1:1",
+            "missing: --controller-ca, --controller-client-cert, --controller-client-key",
+        ),
+    ];
+    for (url, want) in cases {
         let out = Command::new(binary("gatehouse-gateway").unwrap())
             .args([
                 "--controller",
@@ -130,9 +140,7 @@ fn rejects_a_controller_url_that_is_not_http_host_port() {
             .output()
             .unwrap();
         assert!(!out.status.success(), "{url} accepted");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("http://HOST:PORT"),
-            "{url}"
-        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(want), "{url}: {stderr}");
     }
 }

@@ -6,7 +6,7 @@ use gatehouse_gateway::app::GatewayApp;
 use gatehouse_gateway::controller_client::{self, ControllerUrl};
 use gatehouse_gateway::h1::pool::Pool;
 use gatehouse_gateway::h1::Engine;
-use gatehouse_gateway::install::{parse_frame, SharedTable};
+use gatehouse_gateway::install::{parse_frame, InstallError, SharedTable};
 use gatehouse_gateway::metrics::CERTIFICATE_EXPIRY;
 use gatehouse_gateway::settings::{HttpsConfig, UpstreamConfig};
 use gatehouse_gateway::shutdown::{GracefulTermination, OpenConnections};
@@ -14,6 +14,7 @@ use gatehouse_gateway::tls::handshake_metrics::{
     HandshakeCounter, HandshakeFailureLayer, QuietHandshakeFailures,
 };
 use gatehouse_gateway::tls::{self_signed, SniResolver};
+use gatehouse_model::StreamFrame;
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server};
@@ -34,9 +35,22 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     group(ArgGroup::new("source").required(true).args(["controller", "snapshot_file"]))
 )]
 struct Args {
-    /// The controller's snapshot stream, as http://HOST:PORT (its --snapshot-addr).
+    /// The controller's snapshot stream (its --snapshot-addr): https://HOST:PORT
+    /// (mutual TLS, cluster mode) or http://HOST:PORT (local mode).
     #[arg(long, env = "GATEHOUSE_CONTROLLER")]
     controller: Option<String>,
+
+    /// PEM CA certificates the controller's certificate must chain to.
+    #[arg(long, env = "GATEHOUSE_CONTROLLER_CA")]
+    controller_ca: Option<PathBuf>,
+
+    /// PEM client certificate chain presented to the controller.
+    #[arg(long, env = "GATEHOUSE_CONTROLLER_CLIENT_CERT")]
+    controller_client_cert: Option<PathBuf>,
+
+    /// PEM private key of --controller-client-cert.
+    #[arg(long, env = "GATEHOUSE_CONTROLLER_CLIENT_KEY")]
+    controller_client_key: Option<PathBuf>,
 
     /// Serve a snapshot from this JSON file instead of following a controller.
     #[arg(long, env = "GATEHOUSE_SNAPSHOT_FILE")]
@@ -207,6 +221,10 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("reading --snapshot-file {}", path.display()))?;
         let frame =
             parse_frame(&bytes).with_context(|| format!("--snapshot-file {}", path.display()))?;
+        let StreamFrame::Snapshot(frame) = frame else {
+            return Err(InstallError::NotASnapshot)
+                .with_context(|| format!("--snapshot-file {}", path.display()));
+        };
         shared
             .install(&frame)
             .with_context(|| format!("--snapshot-file {}", path.display()))?;
@@ -214,8 +232,18 @@ fn main() -> anyhow::Result<()> {
     let controller = args
         .controller
         .as_deref()
-        .map(ControllerUrl::parse)
+        .map(|url| {
+            ControllerUrl::parse(
+                url,
+                args.controller_ca.clone(),
+                args.controller_client_cert.clone(),
+                args.controller_client_key.clone(),
+            )
+        })
         .transpose()?;
+    if let Some(c) = &controller {
+        c.check().context("--controller TLS files")?;
+    }
 
     // The control side (admin endpoint, snapshot stream) runs on its own
     // thread and runtime, apart from the proxy workers.

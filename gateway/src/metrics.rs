@@ -10,6 +10,7 @@ pub const SNAPSHOT_VERSION: &str = "gatehouse_gateway_snapshot_version";
 pub const SNAPSHOT_ROUTES: &str = "gatehouse_gateway_snapshot_routes";
 pub const SNAPSHOT_UPDATES: &str = "gatehouse_gateway_snapshot_updates_total";
 pub const SNAPSHOT_REJECTED: &str = "gatehouse_gateway_snapshot_rejected_total";
+pub const ENDPOINT_UPDATES: &str = "gatehouse_gateway_endpoint_updates_total";
 pub const CONTROLLER_CONNECTED: &str = "gatehouse_gateway_controller_connected";
 pub const UPSTREAM_RETRIES: &str = "gatehouse_gateway_upstream_retries_total";
 pub const OPEN_CONNECTIONS: &str = "gatehouse_gateway_open_connections";

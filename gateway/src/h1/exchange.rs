@@ -322,23 +322,23 @@ impl Engine {
     pub(crate) async fn checkout(&self, target: &RouteTarget) -> Result<Upstream, UpstreamError> {
         let mut tried = 0u64;
         let mut attempts = 0u8;
-        let endpoints = target.backend.endpoints.len();
+        let endpoints = target.backend.endpoint_count();
         loop {
-            let Some((index, endpoint)) = target.backend.pick(tried) else {
+            let Some((index, address)) = target.backend.pick(tried) else {
                 return Err(UpstreamError::NoEndpoint);
             };
             if index < 64 {
                 tried |= 1 << index;
             }
             attempts += 1;
-            if let Some(stream) = self.pool.take(endpoint.address) {
+            if let Some(stream) = self.pool.take(address) {
                 return Ok(Upstream {
                     stream,
-                    address: endpoint.address,
+                    address,
                     reused: true,
                 });
             }
-            match self.connect(endpoint.address).await {
+            match self.connect(address).await {
                 Ok(up) => return Ok(up),
                 Err(e)
                     if (attempts as usize) < endpoints
