@@ -248,8 +248,12 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let client = kube_client(&args).await?;
-    let options = cluster_options(&args, &client)?;
+    let identity = match &args.leader_election_identity {
+        Some(id) if !id.is_empty() => id.clone(),
+        _ => default_identity(),
+    };
+    let client = kube_client(&args, &identity).await?;
+    let options = cluster_options(&args, &client, identity)?;
     tracing::info!(
         class = %args.ingress_class,
         namespace = ?args.watch_namespace,
@@ -291,7 +295,7 @@ fn stream_tls_files(args: &Args) -> anyhow::Result<Option<StreamTlsFiles>> {
     }
 }
 
-async fn kube_client(args: &Args) -> anyhow::Result<kube::Client> {
+async fn kube_client(args: &Args, identity: &str) -> anyhow::Result<kube::Client> {
     let mut config = match &args.kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
@@ -304,7 +308,11 @@ async fn kube_client(args: &Args) -> anyhow::Result<kube::Client> {
             .await
             .context("finding the Kubernetes API (KUBECONFIG, ~/.kube/config or in-cluster); for local mode pass --manifests")?,
     };
-    let agent = format!("gatehouse-controller/{}", env!("CARGO_PKG_VERSION"));
+    // The identity lets an API audit log tell replicas apart.
+    let agent = format!(
+        "gatehouse-controller/{} ({identity})",
+        env!("CARGO_PKG_VERSION")
+    );
     config.headers.push((
         http::header::USER_AGENT,
         http::HeaderValue::from_str(&agent).context("user agent")?,
@@ -312,17 +320,17 @@ async fn kube_client(args: &Args) -> anyhow::Result<kube::Client> {
     kube::Client::try_from(config).context("building the Kubernetes client")
 }
 
-fn cluster_options(args: &Args, client: &kube::Client) -> anyhow::Result<ClusterOptions> {
+fn cluster_options(
+    args: &Args,
+    client: &kube::Client,
+    identity: String,
+) -> anyhow::Result<ClusterOptions> {
     let timing = ElectionTiming {
         lease_duration: args.leader_election_lease_duration,
         renew_deadline: args.leader_election_renew_deadline,
         retry_period: args.leader_election_retry_period,
     };
     timing.validate()?;
-    let identity = match &args.leader_election_identity {
-        Some(id) if !id.is_empty() => id.clone(),
-        _ => default_identity(),
-    };
     let publish = match (&args.publish_service, args.publish_address.is_empty()) {
         (Some(svc), _) => Some(PublishSource::Service(svc.clone())),
         (None, false) => Some(PublishSource::Addresses(args.publish_address.clone())),

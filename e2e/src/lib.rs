@@ -6,6 +6,7 @@ pub mod client;
 pub mod cluster;
 pub mod echo;
 pub mod emulator;
+pub mod kube_mode;
 pub mod local;
 pub mod raw_http;
 pub mod tls;
