@@ -161,25 +161,50 @@ pub struct GatewayProc {
     pub admin: SocketAddr,
 }
 
+/// Where a gateway listens.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayAddrs {
+    pub http: SocketAddr,
+    pub https: SocketAddr,
+    pub admin: SocketAddr,
+}
+
 impl GatewayProc {
     /// Starts `gatehouse-gateway` on loopback ports.
     pub fn start(label: &str, controller: &str, args: &[String]) -> Result<Self, KubeModeError> {
         let [http, https, admin] = free_addrs::<3>()?;
-        let mut cmd = Command::new(binary("gatehouse-gateway")?);
-        cmd.env("NO_COLOR", "1")
+        let addrs = GatewayAddrs { http, https, admin };
+        Self::start_with(
+            label,
+            Command::new(binary("gatehouse-gateway")?),
+            controller,
+            addrs,
+            args,
+        )
+    }
+
+    /// Starts the gateway command `base` (e.g. inside a network namespace).
+    pub fn start_with(
+        label: &str,
+        mut base: Command,
+        controller: &str,
+        addrs: GatewayAddrs,
+        args: &[String],
+    ) -> Result<Self, KubeModeError> {
+        base.env("NO_COLOR", "1")
             .args(["--controller", controller])
-            .args(["--http-addr", &http.to_string()])
-            .args(["--https-addr", &https.to_string()])
-            .args(["--https-redirect-port", &https.port().to_string()])
-            .args(["--admin-addr", &admin.to_string()])
+            .args(["--http-addr", &addrs.http.to_string()])
+            .args(["--https-addr", &addrs.https.to_string()])
+            .args(["--https-redirect-port", &addrs.https.port().to_string()])
+            .args(["--admin-addr", &addrs.admin.to_string()])
             .args(["--threads", "1"])
             .args(args);
-        let process = NsProcess::spawn(label, cmd)?;
+        let process = NsProcess::spawn(label, base)?;
         Ok(GatewayProc {
             process,
-            http,
-            https,
-            admin,
+            http: addrs.http,
+            https: addrs.https,
+            admin: addrs.admin,
         })
     }
 }

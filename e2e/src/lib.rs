@@ -10,4 +10,5 @@ pub mod kube_mode;
 pub mod local;
 pub mod raw_http;
 pub mod tls;
+pub mod tools;
 pub mod ws_client;

@@ -17,6 +17,7 @@ mod netns;
 mod pods;
 mod probe;
 mod process;
+mod relay;
 mod sweep;
 
 pub use addressing::{
@@ -30,6 +31,7 @@ pub use netns::Netns;
 pub use pods::Pod;
 pub use probe::{echo_get, http_get, HttpAnswer, PROBE_TIMEOUT};
 pub use process::NsProcess;
+pub use relay::{relay, Relay};
 pub use sweep::sweep_leftovers;
 
 use lan::LanPort;
