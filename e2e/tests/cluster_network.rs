@@ -27,8 +27,8 @@ const STREAM_PORT: u16 = 7443;
 
 fn endpoint(pod: &Pod, ready: bool, serving: bool, terminating: bool) -> String {
     format!(
-        "- addresses: [\"{}\"]\n  nodeName: {}\n  conditions: {{ready: {ready}, serving: {serving}, terminating: {terminating}}}\n  targetRef: {{kind: Pod, name: {}}}\n",
-        pod.ip, format!("node-{}", pod.node), pod.name
+        "- addresses: [\"{}\"]\n  nodeName: node-{}\n  conditions: {{ready: {ready}, serving: {serving}, terminating: {terminating}}}\n  targetRef: {{kind: Pod, name: {}}}\n",
+        pod.ip, pod.node, pod.name
     )
 }
 
