@@ -8,5 +8,6 @@ pub mod echo;
 pub mod emulator;
 pub mod local;
 pub mod raw_http;
+pub mod rig;
 pub mod tls;
 pub mod ws_client;
