@@ -474,7 +474,7 @@ async fn read_head_into<R: AsyncRead + Unpin>(
     timeout: Option<Duration>,
 ) -> Result<HeadRead, UpstreamError> {
     let out = &mut *b.out;
-    read_response_head_within(up, b.resp, ctx.is_head, timeout, |parsed| {
+    read_response_head(up, b.resp, ctx.is_head, timeout, |parsed| {
         let meta = parsed.meta;
         if meta.status == 101 && !ctx.upgrade {
             // Switching protocols nobody asked for.
@@ -517,23 +517,11 @@ async fn read_head_into<R: AsyncRead + Unpin>(
 /// Reads from `up` into `resp` until a response head is complete and
 /// `use_head` takes it: `Some(value)` ends the read; `None` drops that head
 /// (an interim response) and reads the next, up to
-/// [`MAX_INTERIM_RESPONSES`]. `timeout` bounds each read. Enforces the head
-/// size limit. Cancel-safe: bytes read stay in `resp`. Shared by HTTP/1.x
-/// and HTTP/2.
+/// [`MAX_INTERIM_RESPONSES`]. `timeout` bounds each read; `None` waits as
+/// long as it takes (while a request body is still being sent, whose own
+/// limits apply). Enforces the head size limit. Cancel-safe: bytes read
+/// stay in `resp`. Shared by HTTP/1.x and HTTP/2.
 pub(crate) async fn read_response_head<R: AsyncRead + Unpin, T>(
-    up: &mut R,
-    resp: &mut BytesMut,
-    request_is_head: bool,
-    timeout: Duration,
-    use_head: impl FnMut(&head::ResponseHead<'_, '_>) -> Result<Option<T>, UpstreamError>,
-) -> Result<T, UpstreamError> {
-    read_response_head_within(up, resp, request_is_head, Some(timeout), use_head).await
-}
-
-/// [`read_response_head`]; with `timeout` `None` reads wait as long as it
-/// takes (while a request body is still being sent, whose own limits
-/// apply).
-pub(crate) async fn read_response_head_within<R: AsyncRead + Unpin, T>(
     up: &mut R,
     resp: &mut BytesMut,
     request_is_head: bool,
