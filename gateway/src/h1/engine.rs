@@ -216,7 +216,7 @@ impl Engine {
         let facts = RequestFacts {
             authority: meta.host,
             path: meta.path,
-            path_and_query: meta.target,
+            path_and_query: &meta.target,
             header_bytes: meta.header_bytes,
             tls: client.tls,
         };

@@ -2,6 +2,7 @@
 //! of an intermediary (framing, Host, hop-by-hop fields) and writing the
 //! heads we send on.
 
+use std::borrow::Cow;
 use std::mem::MaybeUninit;
 
 /// Header fields per message; more get 431 (requests) or 502 (responses).
@@ -191,8 +192,9 @@ fn framing_fields<'b>(headers: &[httparse::Header<'b>]) -> Result<FramingFields<
 #[derive(Debug)]
 pub struct RequestMeta<'b> {
     pub method: &'b str,
-    /// The target as sent upstream (origin form).
-    pub target: &'b str,
+    /// The target as sent upstream (origin form; owned only when an
+    /// absolute-form target had no path, as `http://a.test?q`).
+    pub target: Cow<'b, str>,
     /// The path used for routing (target without the query).
     pub path: &'b str,
     /// The authority used for routing: from an absolute-form target, else Host.
@@ -287,7 +289,13 @@ fn request_meta<'b>(
         (Some(n), true) => Framing::Length(n),
     };
     let (authority, target) = split_target(raw_target)?;
-    let path = target.split(['?', '#']).next().unwrap_or(target);
+    let (path, target) = if target.starts_with('?') {
+        // `http://a.test?q`: the path is empty, so `/` (RFC 9112 §3.2.1).
+        ("/", Cow::Owned(format!("/{target}")))
+    } else {
+        let path = target.split(['?', '#']).next().unwrap_or(target);
+        (path, Cow::Borrowed(target))
+    };
     Ok(RequestMeta {
         method,
         target,

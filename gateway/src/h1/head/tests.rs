@@ -52,6 +52,15 @@ fn absolute_form_targets_become_origin_form() {
         .unwrap()
         .unwrap();
     assert!(out.starts_with("GET / HTTP/1.1\r\n"), "{out}");
+    // No path but a query: the path is `/` (the request_head fuzz target's
+    // round-trip check flags the old `GET ?q=1`).
+    let (out, _) = request("GET http://a.test?q=1 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.starts_with("GET /?q=1 HTTP/1.1\r\nHost: a.test\r\n"),
+        "{out}"
+    );
     assert_eq!(
         request("GET ftp://a.test/ HTTP/1.1\r\nHost: a\r\n\r\n").unwrap_err(),
         HeadError::BadTarget
