@@ -55,8 +55,8 @@ pub fn run(data: &[u8]) {
         assert_eq!(sent_len, out.len(), "{shown}");
         assert_eq!(sent.framing, meta.framing, "{shown}");
         assert_eq!(
-            (sent.method, sent.target, sent.host),
-            (meta.method, meta.target, meta.host),
+            (sent.method, &*sent.target, sent.host),
+            (meta.method, &*meta.target, meta.host),
             "{shown}"
         );
         let count = |name: &str| {
