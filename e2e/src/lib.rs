@@ -9,6 +9,7 @@ pub mod emulator;
 pub mod kube_mode;
 pub mod local;
 pub mod raw_http;
+pub mod rig;
 pub mod tls;
 pub mod tools;
 pub mod ws_client;
