@@ -7,6 +7,7 @@ use gatehouse_e2e::cluster::{
     echo_get, sweep_leftovers, Cluster, ClusterConfig, ClusterError, Endpoint, Netns, Pod, Service,
     ServicePort, TrafficPolicy,
 };
+use gatehouse_e2e::local::binary;
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
@@ -20,7 +21,7 @@ const POD_PORT: u16 = 8080;
 fn three_node_cluster() -> Cluster {
     Cluster::new(ClusterConfig {
         nodes: 3,
-        echo_binary: env!("CARGO_BIN_EXE_gatehouse-echo").into(),
+        echo_binary: binary("gatehouse-echo").unwrap(),
     })
     // Display, not Debug: "needs root", "needs `nft`" must read clearly.
     .unwrap_or_else(|e| panic!("{e}"))
@@ -232,11 +233,7 @@ async fn lan_members_reach_each_other_by_arp_and_ndp() {
     }
     let echo = node
         .netns()
-        .spawn(
-            "echo on node-1",
-            env!("CARGO_BIN_EXE_gatehouse-echo"),
-            &args,
-        )
+        .spawn("echo on node-1", binary("gatehouse-echo").unwrap(), &args)
         .unwrap();
     for _ in &addrs {
         echo.wait_for_line(
