@@ -227,7 +227,7 @@ apt_install() {
   local status=0
   {
     apt-get update -qq -o DPkg::Lock::Timeout=300 &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
         -o DPkg::Lock::Timeout=300 "$@"
   } || status=$?
   if $remove_policy; then rm -f /usr/sbin/policy-rc.d; fi
