@@ -327,6 +327,17 @@ fn leftovers_of_dead_processes_are_swept() {
     let mut orphan = leftover.command("sleep");
     orphan.arg("600");
     let mut orphan = orphan.spawn().unwrap();
+    // `ip netns exec` enters the namespace after spawn() returns; a sweep
+    // before that would find no process to kill (and this test would wait
+    // out the sleep).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !leftover.pids().unwrap().contains(&orphan.id()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the orphan never entered {name}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 
     let swept = sweep_leftovers();
     assert!(swept.contains(&name), "{swept:?}");
