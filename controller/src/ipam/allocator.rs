@@ -289,6 +289,10 @@ impl Allocator {
                 Ok(ip) => {
                     self.hold(ip, req);
                     keep.push(ip);
+                    // Recorded at once, so that a later failure releases it.
+                    if let Some(h) = self.services.get_mut(&req.key) {
+                        h.ips.push(ip);
+                    }
                 }
                 Err(error) if !wanted.all_required => {
                     missing.push(MissingFamily { family: *f, error })
