@@ -36,14 +36,6 @@ impl Family {
         }
     }
 
-    /// The other family (the one a dual-stack Service needs besides this).
-    pub fn other(self) -> Family {
-        match self {
-            Family::V4 => Family::V6,
-            Family::V6 => Family::V4,
-        }
-    }
-
     /// The largest address of the family as a number.
     pub(crate) fn max_value(self) -> u128 {
         match self {

@@ -94,7 +94,7 @@ impl ServiceAllocation {
     fn allows(&self, req: &ServiceRequest) -> bool {
         let ns_open = self.namespaces.is_empty() && self.namespace_selectors.is_empty();
         let ns_ok = ns_open
-            || self.namespaces.iter().any(|n| *n == req.key.namespace)
+            || self.namespaces.contains(&req.key.namespace)
             || self
                 .namespace_selectors
                 .iter()

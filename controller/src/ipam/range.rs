@@ -107,17 +107,6 @@ impl AddressRange {
         let (f, n) = to_num(ip);
         f == self.family && self.first <= n && n <= self.last
     }
-
-    /// The addresses both ranges cover, if any.
-    pub fn intersection(&self, other: &AddressRange) -> Option<AddressRange> {
-        let first = self.first.max(other.first);
-        let last = self.last.min(other.last);
-        (self.family == other.family && first <= last).then_some(AddressRange {
-            family: self.family,
-            first,
-            last,
-        })
-    }
 }
 
 impl fmt::Display for AddressRange {

@@ -137,7 +137,8 @@ impl ServiceRequest {
     }
 
     /// Whether the Service itself is unchanged, i.e. everything but its
-    /// namespace's labels is equal (ports compared as sets). Addresses that
+    /// namespace's labels is equal (ports and requested addresses compared
+    /// as sets). Addresses that
     /// no longer fit the pools stay with a Service until it changes.
     pub(crate) fn same_service(&self, other: &ServiceRequest) -> bool {
         let ports = |r: &ServiceRequest| {
@@ -146,11 +147,16 @@ impl ServiceRequest {
             p.dedup();
             p
         };
+        let ips = |r: &ServiceRequest| {
+            let mut p = r.requested_ips.clone();
+            p.sort();
+            p
+        };
         self.key == other.key
             && self.labels == other.labels
             && self.family_policy == other.family_policy
             && self.ip_families == other.ip_families
-            && self.requested_ips == other.requested_ips
+            && ips(self) == ips(other)
             && self.requested_pool == other.requested_pool
             && self.sharing_key == other.sharing_key
             && self.traffic_policy == other.traffic_policy

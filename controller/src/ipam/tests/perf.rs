@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// 10,000 Services over four pools (two restricted by namespace, one
-/// dual-stack), a tenth of them dual-stack, a tenth sharing in pairs; then
+/// dual-stack), a tenth of them dual-stack, a fifth sharing in pairs; then
 /// a restart (restore all), a no-op reconcile of all, and releasing all.
 #[test]
 #[ignore]
@@ -36,8 +36,9 @@ fn ten_thousand_services() {
                 r.family_policy = FamilyPolicy::RequireDualStack;
                 r.ip_families = vec![Family::V4, Family::V6];
             }
-            if i % 10 == 5 {
-                r.sharing_key = SharingKey::new(format!("pair{}", i / 20));
+            if i % 10 == 5 || i % 10 == 6 {
+                // Ports 81 and 80: each pair shares one address.
+                r.sharing_key = SharingKey::new(format!("pair{}", i / 10));
             }
             r
         })

@@ -81,7 +81,7 @@ fn pool_set() -> impl Strategy<Value = BTreeMap<PoolName, PoolSpec>> {
 }
 
 fn service_key(i: usize) -> ObjectKey {
-    key(&format!("{}/s{i}", if i % 2 == 0 { "a" } else { "b" }))
+    key(&format!("{}/s{i}", ["a", "b"][i % 2]))
 }
 
 fn request(i: usize) -> impl Strategy<Value = ServiceRequest> {
@@ -346,7 +346,11 @@ impl Model {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn random_histories_keep_the_invariants(

@@ -18,9 +18,17 @@ fn sel(match_labels: &[(&str, &str)], exprs: Vec<LabelRequirement>) -> LabelSele
     }
 }
 
+/// Name, selector, the object's labels, whether it matches.
+type MatchCase = (
+    &'static str,
+    LabelSelector,
+    &'static [(&'static str, &'static str)],
+    bool,
+);
+
 #[test]
 fn matching() {
-    let cases: Vec<(&str, LabelSelector, &[(&str, &str)], bool)> = vec![
+    let cases: Vec<MatchCase> = vec![
         (
             "empty selector matches everything",
             sel(&[], vec![]),
