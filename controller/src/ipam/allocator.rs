@@ -240,12 +240,22 @@ impl Allocator {
     fn try_assign(&mut self, req: &ServiceRequest) -> Result<Assignment, AssignError> {
         let wanted = req.wanted()?;
         let mut keep: Vec<IpAddr> = Vec::new();
-        if let Some(h) = self.services.get(&req.key) {
-            let same = h.request.same_service(req);
-            if same && wanted.families.iter().all(|f| has_family(&h.ips, *f)) {
-                // The common, level-triggered case: nothing to do.
-                return Ok(self.assignment(&req.key).unwrap_or_default());
+        let same = match self.services.get_mut(&req.key) {
+            Some(h) => {
+                let same = h.request.same_service(req);
+                if same && wanted.families.iter().all(|f| has_family(&h.ips, *f)) {
+                    // The common, level-triggered case: nothing to do but
+                    // note new namespace labels (they only change warnings).
+                    if h.request != *req {
+                        h.request = req.clone();
+                    }
+                    return Ok(self.assignment(&req.key).unwrap_or_default());
+                }
+                same
             }
+            None => false,
+        };
+        if let Some(h) = self.services.get(&req.key) {
             for ip in &h.ips {
                 let f = Family::of(*ip);
                 let fits = wanted.families.contains(&f)

@@ -267,7 +267,8 @@ impl PoolSet {
         }
     }
 
-    /// Validates pool `i` against the pools before it (already indexed).
+    /// Validates a pool against the pools before it in name order (already
+    /// indexed). An invalid pool is not indexed, so it keeps no overlap.
     fn validate(&self, name: PoolName, spec: PoolSpec) -> Pool {
         let mut issues = Vec::new();
         let mut parsed: Vec<(usize, AddressRange)> = Vec::new();

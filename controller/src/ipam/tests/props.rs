@@ -35,38 +35,51 @@ fn entry() -> impl Strategy<Value = String> {
     ]
 }
 
+fn selector(key: &str, value: &str) -> super::super::LabelSelector {
+    super::super::LabelSelector {
+        match_labels: labels(&[(key, value)]),
+        match_expressions: vec![],
+    }
+}
+
+/// A `serviceAllocation`: priority, only namespace `a`, namespaces
+/// labelled `env=prod`, only Services labelled `app=x`.
+fn service_allocation() -> impl Strategy<Value = ServiceAllocation> {
+    (
+        0u32..3,
+        prop::bool::weighted(0.3),
+        prop::bool::weighted(0.3),
+        prop::bool::weighted(0.3),
+    )
+        .prop_map(|(priority, only_a, prod, app_x)| ServiceAllocation {
+            priority,
+            namespaces: if only_a { vec!["a".into()] } else { vec![] },
+            namespace_selectors: if prod {
+                vec![selector("env", "prod")]
+            } else {
+                vec![]
+            },
+            service_selectors: if app_x {
+                vec![selector("app", "x")]
+            } else {
+                vec![]
+            },
+        })
+}
+
 fn pool_spec() -> impl Strategy<Value = PoolSpec> {
     (
         proptest::collection::vec(entry(), 1..4),
         prop::bool::weighted(0.8),
         any::<bool>(),
-        prop::option::weighted(
-            0.4,
-            (
-                0u32..3,
-                prop::bool::weighted(0.3),
-                prop::bool::weighted(0.3),
-            ),
-        ),
+        prop::option::weighted(0.4, service_allocation()),
     )
         .prop_map(
-            |(addresses, auto_assign, avoid_buggy_ips, alloc)| PoolSpec {
+            |(addresses, auto_assign, avoid_buggy_ips, service_allocation)| PoolSpec {
                 addresses,
                 auto_assign,
                 avoid_buggy_ips,
-                service_allocation: alloc.map(|(priority, only_a, web_only)| ServiceAllocation {
-                    priority,
-                    namespaces: if only_a { vec!["a".into()] } else { vec![] },
-                    namespace_selectors: vec![],
-                    service_selectors: if web_only {
-                        vec![super::super::LabelSelector {
-                            match_labels: labels(&[("app", "x")]),
-                            match_expressions: vec![],
-                        }]
-                    } else {
-                        vec![]
-                    },
-                }),
+                service_allocation,
             },
         )
 }
@@ -102,33 +115,39 @@ fn request(i: usize) -> impl Strategy<Value = ServiceRequest> {
         proptest::collection::btree_set(0usize..3, 0..3),
         any::<bool>(),
         0usize..3,
+        any::<bool>(),
     )
-        .prop_map(move |(fam, ip4, ip6, pool, share, ports, local, sel)| {
-            let mut r = ServiceRequest::new(service_key(i));
-            r.family_policy = fam.0;
-            r.ip_families = fam.1;
-            r.requested_ips = ip4.map(v4).into_iter().chain(ip6.map(v6)).collect();
-            r.requested_pool = pool.map(|p| PoolName::new(*POOLS.get(p).unwrap_or(&"nope")));
-            r.sharing_key = share.and_then(SharingKey::new);
-            let all = [
-                ServicePort::new(Protocol::Tcp, 80),
-                ServicePort::new(Protocol::Tcp, 443),
-                ServicePort::new(Protocol::Udp, 53),
-            ];
-            r.ports = ports.into_iter().map(|p| all[p]).collect();
-            r.traffic_policy = if local {
-                TrafficPolicy::Local
-            } else {
-                TrafficPolicy::Cluster
-            };
-            r.selector = match sel {
-                0 => labels(&[]),
-                1 => labels(&[("app", "x")]),
-                _ => labels(&[("app", "y")]),
-            };
-            r.labels = r.selector.clone();
-            r
-        })
+        .prop_map(
+            move |(fam, ip4, ip6, pool, share, ports, local, sel, prod)| {
+                let mut r = ServiceRequest::new(service_key(i));
+                r.family_policy = fam.0;
+                r.ip_families = fam.1;
+                r.requested_ips = ip4.map(v4).into_iter().chain(ip6.map(v6)).collect();
+                r.requested_pool = pool.map(|p| PoolName::new(*POOLS.get(p).unwrap_or(&"nope")));
+                r.sharing_key = share.and_then(SharingKey::new);
+                let all = [
+                    ServicePort::new(Protocol::Tcp, 80),
+                    ServicePort::new(Protocol::Tcp, 443),
+                    ServicePort::new(Protocol::Udp, 53),
+                ];
+                r.ports = ports.into_iter().map(|p| all[p]).collect();
+                r.traffic_policy = if local {
+                    TrafficPolicy::Local
+                } else {
+                    TrafficPolicy::Cluster
+                };
+                r.selector = match sel {
+                    0 => labels(&[]),
+                    1 => labels(&[("app", "x")]),
+                    _ => labels(&[("app", "y")]),
+                };
+                r.labels = r.selector.clone();
+                if prod {
+                    r.namespace_labels = labels(&[("env", "prod")]);
+                }
+                r
+            },
+        )
 }
 
 #[derive(Debug, Clone)]
@@ -221,7 +240,11 @@ fn check_fresh(
     };
     prop_assert!(wanted.contains(&Family::of(ip)));
     if let Some(a) = &spec.service_allocation {
-        let ns_ok = a.namespaces.is_empty() || a.namespaces.contains(&req.key.namespace);
+        let ns_ok = (a.namespaces.is_empty() && a.namespace_selectors.is_empty())
+            || a.namespaces.contains(&req.key.namespace)
+            || a.namespace_selectors
+                .iter()
+                .any(|s| s.matches(&req.namespace_labels));
         let svc_ok = a.service_selectors.is_empty()
             || a.service_selectors.iter().any(|s| s.matches(&req.labels));
         prop_assert!(ns_ok && svc_ok, "{pool} does not serve {}", req.key);
@@ -347,7 +370,6 @@ impl Model {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 256,
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

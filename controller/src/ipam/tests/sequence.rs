@@ -471,6 +471,18 @@ fn cases() -> Vec<Case> {
             ],
         },
         Case {
+            name: "namespace labels",
+            proves: "a namespace label change is not a Service change: it only turns warnings on and off",
+            pools: vec![("prod", pool(&["10.0.0.0/30"]).ns_selector(&[("env", "prod")]))],
+            steps: vec![
+                Assign(svc("web/s1").ns_labels(&[("env", "prod")]), Ips(&["10.0.0.0"])),
+                Assign(svc("web/s1").ns_labels(&[("env", "dev")]), Warned(&["10.0.0.0"], &["PoolExcludesService"])),
+                Holds("web/s1", &["10.0.0.0"]),
+                Assign(svc("web/s2").ns_labels(&[("env", "dev")]), Fails("NoPoolMatches")),
+                Assign(svc("web/s1").ns_labels(&[("env", "prod")]), Ips(&["10.0.0.0"])),
+            ],
+        },
+        Case {
             name: "restore reproduces assignment",
             proves: "restore takes status addresses as they are (even outside pools); the earlier Service wins a clash",
             pools: vec![("a", pool(&["10.0.0.0/29"]))],
