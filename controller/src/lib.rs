@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod cluster;
+pub mod ipam;
 pub mod local;
 pub mod manifests;
 pub mod metrics;
