@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod cluster;
 pub mod ipam;
+pub mod lb;
 pub mod local;
 pub mod manifests;
 pub mod metrics;
