@@ -334,6 +334,19 @@ async fn services_get_addresses_from_pools_as_metallb_users_write_them() {
     .await
     .unwrap();
     assert!(addresses(&released).is_empty());
+    // A pool deleted under its Services: they keep their addresses, with a
+    // warning reason, and nobody else gets them.
+    delete(&k, "gatehouse.dev/v1alpha1", "IPPool", None, "six")
+        .await
+        .unwrap();
+    let v6 = wait_reason(&kg, "v6", "True", "AddressNotInAnyPool").await;
+    assert_eq!(addresses(&v6), vec!["2001:db8::10".to_owned()]);
+    assert!(
+        condition(&v6).unwrap().2.contains("no longer in any pool"),
+        "{:?}",
+        condition(&v6)
+    );
+
     let metrics = kg.controller_admin("/metrics").await;
     let text = String::from_utf8_lossy(&metrics.body).to_string();
     assert!(
