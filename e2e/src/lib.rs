@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod echo;
 pub mod emulator;
 pub mod local;
+pub mod raw_h2;
 pub mod raw_http;
 pub mod tls;
 pub mod ws_client;

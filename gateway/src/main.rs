@@ -191,6 +191,7 @@ fn main() -> anyhow::Result<()> {
         .context("metrics buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
+    gatehouse_gateway::metrics::describe();
 
     // With HTTPS, a self-signed certificate serves whatever no snapshot
     // certificate covers, until the controller names a default.

@@ -14,6 +14,60 @@ pub const CONTROLLER_CONNECTED: &str = "gatehouse_gateway_controller_connected";
 pub const UPSTREAM_RETRIES: &str = "gatehouse_gateway_upstream_retries_total";
 pub const OPEN_CONNECTIONS: &str = "gatehouse_gateway_open_connections";
 pub const CERTIFICATE_EXPIRY: &str = "gatehouse_gateway_tls_certificate_expiry_seconds";
+pub const HTTP2_CLIENT_RESETS: &str = "gatehouse_gateway_http2_client_resets_total";
+pub const HTTP2_REFUSED_STREAMS: &str = "gatehouse_gateway_http2_refused_streams_total";
+pub const HTTP2_STALLED_STREAMS: &str = "gatehouse_gateway_http2_stalled_streams_total";
+pub const HTTP2_CONNECTIONS_CLOSED: &str = "gatehouse_gateway_http2_connections_closed_total";
+
+/// HELP texts, registered once at start-up.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        REQUESTS,
+        "Requests answered, by rule host, backend and status (499: the client went away first)."
+    );
+    describe_histogram!(
+        DURATION,
+        Unit::Seconds,
+        "Time from request to response end."
+    );
+    describe_gauge!(
+        SNAPSHOT_VERSION,
+        "Version of the installed routing snapshot."
+    );
+    describe_gauge!(SNAPSHOT_ROUTES, "Routes in the installed routing snapshot.");
+    describe_counter!(SNAPSHOT_UPDATES, "Routing snapshots installed.");
+    describe_counter!(
+        SNAPSHOT_REJECTED,
+        "Routing snapshots refused (unparsable or invalid)."
+    );
+    describe_gauge!(
+        CONTROLLER_CONNECTED,
+        "1 while the controller's snapshot stream is connected."
+    );
+    describe_counter!(
+        UPSTREAM_RETRIES,
+        "Upstream connect failures retried on another endpoint."
+    );
+    describe_gauge!(
+        OPEN_CONNECTIONS,
+        "Client connections open now (HTTP/1.x and HTTP/2)."
+    );
+    describe_gauge!(
+        CERTIFICATE_EXPIRY,
+        Unit::Seconds,
+        "Seconds until each certificate in use expires."
+    );
+    describe_counter!(HTTP2_CLIENT_RESETS, "HTTP/2 streams the client reset while the gateway was still working on them (their upstream exchange is dropped).");
+    describe_counter!(HTTP2_REFUSED_STREAMS, "HTTP/2 streams refused (REFUSED_STREAM) because their connection already had the maximum number of streams in progress.");
+    describe_counter!(HTTP2_STALLED_STREAMS, "HTTP/2 streams reset because the client granted no flow-control window for --client-timeout.");
+    describe_counter!(HTTP2_CONNECTIONS_CLOSED, "HTTP/2 connections the gateway closed, by reason: idle (no stream for --client-timeout), preface_timeout, reset_flood, protocol_error (ended by the HTTP/2 layer, floods included).");
+}
+
+/// Counts an HTTP/2 connection the gateway closed.
+pub fn http2_connection_closed(reason: &'static str) {
+    metrics::counter!(HTTP2_CONNECTIONS_CLOSED, "reason" => reason).increment(1);
+}
 
 /// Status codes with a pre-resolved counter; others take the slow path.
 const COMMON_STATUS: [u16; 16] = [
