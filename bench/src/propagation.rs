@@ -272,6 +272,8 @@ pub fn run(
             manifests.display().to_string(),
             arg("--snapshot-addr"),
             snapshot_addr.to_string(),
+            arg("--admin-addr"),
+            arg("127.0.0.1:0"),
         ],
         None,
         &dir,

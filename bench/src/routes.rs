@@ -4,8 +4,8 @@
 //! proxy keeps one keepalive pool per backend.
 
 use gatehouse_model::{
-    Backend, BackendId, Endpoint, HostMatch, ObjectRef, PathMatch, Route, Snapshot, SnapshotFrame,
-    VirtualHost,
+    Backend, BackendId, Endpoint, HostMatch, ObjectRef, PathMatch, PortRef, Route, Snapshot,
+    SnapshotFrame, VirtualHost,
 };
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -55,7 +55,7 @@ impl RouteSet {
 /// at `upstreams[b]`.
 pub fn gateway_snapshot(routes: RouteSet, upstreams: &[SocketAddr]) -> SnapshotFrame {
     let ids: Vec<BackendId> = (0..routes.backends())
-        .map(|b| BackendId::new("bench", &RouteSet::backend_name(b), "80"))
+        .map(|b| BackendId::new("bench", &RouteSet::backend_name(b), &PortRef::Number(80)))
         .collect();
     let backends: BTreeMap<BackendId, Backend> = ids
         .iter()
@@ -63,7 +63,7 @@ pub fn gateway_snapshot(routes: RouteSet, upstreams: &[SocketAddr]) -> SnapshotF
         .map(|(b, id)| {
             let backend = Backend {
                 service: ObjectRef::new("Service", "bench", &RouteSet::backend_name(b)),
-                port: "80".into(),
+                port: PortRef::Number(80),
                 endpoints: upstreams
                     .get(b)
                     .map(|&address| Endpoint {
@@ -143,7 +143,7 @@ mod tests {
         );
         assert_eq!(
             router.find("r13.bench.test", "/"),
-            Some(&BackendId::new("bench", "b3", "80"))
+            Some(&BackendId::new("bench", "b3", &PortRef::Number(80)))
         );
         assert_eq!(router.find("r25.bench.test", "/"), None);
     }

@@ -26,6 +26,19 @@ pub enum LocalError {
     Timeout { what: String, after: Duration },
 }
 
+/// The `addr=` a process logged on the first line containing `marker`.
+pub fn logged_addr(process: &NsProcess, marker: &str) -> Result<SocketAddr, LocalError> {
+    let line = process.wait_for_line(|l| l.contains(marker), START_TIMEOUT)?;
+    line.split("addr=")
+        .nth(1)
+        .and_then(|a| a.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| LocalError::Timeout {
+            what: format!("{marker}: no address logged in {line:?}"),
+            after: Duration::ZERO,
+        })
+}
+
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalError {
     let context = context.into();
     move |source| LocalError::Io { context, source }
@@ -150,6 +163,19 @@ pub fn catch_all_route(upstream: SocketAddr) -> String {
     )
 }
 
+/// A snapshot frame (as `--snapshot-file` reads it) with one exact host,
+/// prefix `/`, routed to a backend `default/web:80` with this one endpoint.
+pub fn snapshot_frame(host: &str, endpoint: SocketAddr) -> String {
+    format!(
+        r#"{{"version": 42, "snapshot": {{
+            "virtual_hosts": [{{"host": {{"kind": "exact", "value": "{host}"}},
+                "routes": [{{"path": {{"kind": "prefix", "value": "/"}}, "backend": "default/web:80",
+                            "source": {{"kind": "Ingress", "namespace": "default", "name": "web"}}}}]}}],
+            "backends": {{"default/web:80": {{"service": {{"kind": "Service", "namespace": "default", "name": "web"}},
+                "port": "80", "endpoints": [{{"address": "{endpoint}"}}]}}}}}}}}"#
+    )
+}
+
 pub fn endpoint_slice(service: &str, pod: &str, addr: SocketAddr, ready: bool) -> String {
     format!(
         "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-{pod}\n  labels: {{kubernetes.io/service-name: {service}}}\naddressType: IPv4\nports: [{{name: http, port: {port}}}]\nendpoints:\n- addresses: [\"{ip}\"]\n  conditions: {{ready: {ready}}}\n  targetRef: {{kind: Pod, name: {pod}}}\n",
@@ -171,6 +197,8 @@ pub struct LocalGateway {
     pub https: SocketAddr,
     pub admin: SocketAddr,
     pub snapshot: SocketAddr,
+    /// The controller's /healthz, /readyz and /metrics.
+    pub controller_admin: SocketAddr,
     pub client: TestClient,
 }
 
@@ -194,19 +222,12 @@ impl LocalGateway {
             .arg("--manifests")
             .arg(dir.path())
             .args(["--snapshot-addr", "127.0.0.1:0"])
+            .args(["--admin-addr", "127.0.0.1:0"])
             .args(controller_args);
         let controller = NsProcess::spawn("gatehouse-controller", cmd)?;
-        // The controller binds port 0 and logs the address it got.
-        let line = controller.wait_for_line(|l| l.contains("serving snapshots"), START_TIMEOUT)?;
-        let snapshot: SocketAddr = line
-            .split("addr=")
-            .nth(1)
-            .and_then(|a| a.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| LocalError::Timeout {
-                what: format!("controller logged no address: {line}"),
-                after: Duration::ZERO,
-            })?;
+        // The controller binds port 0 and logs the addresses it got.
+        let snapshot = logged_addr(&controller, "serving snapshots")?;
+        let controller_admin = logged_addr(&controller, "serving admin endpoints")?;
         // Chosen only now: picked before the controller's port-0 bind, a port
         // just released by `free_addrs` could be handed to the controller.
         let [http, https, admin] = free_addrs::<3>()?;
@@ -230,6 +251,7 @@ impl LocalGateway {
             https,
             admin,
             snapshot,
+            controller_admin,
             client: TestClient::http1(),
         };
         lg.wait_ready().await?;

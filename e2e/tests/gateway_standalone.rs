@@ -5,7 +5,7 @@
 
 use gatehouse_e2e::client::TestClient;
 use gatehouse_e2e::cluster::NsProcess;
-use gatehouse_e2e::local::{binary, free_addrs, refusing_addr, EchoPod};
+use gatehouse_e2e::local::{binary, free_addrs, refusing_addr, snapshot_frame, EchoPod};
 use std::process::Command;
 use std::time::Duration;
 
@@ -15,24 +15,12 @@ fn gateway(args: &[&str]) -> NsProcess {
     NsProcess::spawn("gatehouse-gateway", cmd).unwrap()
 }
 
-fn frame(echo: &EchoPod) -> String {
-    format!(
-        r#"{{"version": 42, "snapshot": {{
-            "virtual_hosts": [{{"host": {{"kind": "exact", "value": "file.test"}},
-                "routes": [{{"path": {{"kind": "prefix", "value": "/"}}, "backend": "default/web:80",
-                            "source": {{"kind": "Ingress", "namespace": "default", "name": "web"}}}}]}}],
-            "backends": {{"default/web:80": {{"service": {{"kind": "Service", "namespace": "default", "name": "web"}},
-                "port": "80", "endpoints": [{{"address": "{}"}}]}}}}}}}}"#,
-        echo.addr
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_a_snapshot_file() {
     let echo = EchoPod::start("web", "web-1").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snapshot.json");
-    std::fs::write(&path, frame(&echo)).unwrap();
+    std::fs::write(&path, snapshot_frame("file.test", echo.addr)).unwrap();
     let [http, admin] = free_addrs::<2>().unwrap();
     let gw = gateway(&[
         "--snapshot-file",
@@ -117,7 +105,17 @@ async fn not_ready_until_a_first_snapshot_arrives() {
 
 #[test]
 fn rejects_a_controller_url_that_is_not_http_host_port() {
-    for url in ["https://127.0.0.1:1", "127.0.0.1:1", "http://127.0.0.1"] {
+    let cases = [
+        ("127.0.0.1:1", "http://HOST:PORT"),
+        ("http://127.0.0.1", "http://HOST:PORT"),
+        ("ftp://127.0.0.1:1", "http://HOST:PORT"),
+        // https needs the mutual TLS files, and names the ones missing.
+        (
+            "https://127.0.0.1:1",
+            "missing: --controller-ca, --controller-client-cert, --controller-client-key",
+        ),
+    ];
+    for (url, want) in cases {
         let out = Command::new(binary("gatehouse-gateway").unwrap())
             .args([
                 "--controller",
@@ -130,9 +128,7 @@ fn rejects_a_controller_url_that_is_not_http_host_port() {
             .output()
             .unwrap();
         assert!(!out.status.success(), "{url} accepted");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("http://HOST:PORT"),
-            "{url}"
-        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(want), "{url}: {stderr}");
     }
 }

@@ -484,7 +484,8 @@ async fn gateway_keeps_serving_when_controller_dies_and_follows_its_return() {
         std::process::Command::new(gatehouse_e2e::local::binary("gatehouse-controller").unwrap());
     cmd.arg("--manifests")
         .arg(lg.dir.path())
-        .args(["--snapshot-addr", &lg.snapshot.to_string()]);
+        .args(["--snapshot-addr", &lg.snapshot.to_string()])
+        .args(["--admin-addr", "127.0.0.1:0"]);
     lg.controller = gatehouse_e2e::cluster::NsProcess::spawn("gatehouse-controller", cmd).unwrap();
     let r = lg.eventually("k.test", "/", |r| r.who() == "b/b-1").await;
     assert_eq!(r.who(), "b/b-1", "{}", lg.logs());

@@ -72,7 +72,7 @@ pub fn decide(
             };
         }
     }
-    if target.backend.endpoints.is_empty() {
+    if !target.backend.has_endpoints() {
         return Decision::NoEndpoints(target);
     }
     Decision::Proxy(target)

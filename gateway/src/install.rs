@@ -1,12 +1,14 @@
 //! Installing snapshots: validate, compile off the request path, swap in
-//! atomically. Requests in flight keep the table they started on.
+//! atomically. Requests in flight keep the table they started on. Endpoint
+//! updates replace the endpoint lists of the installed table's backends in
+//! place, without compiling anything.
 
 use crate::metrics as m;
 use crate::table::RouteTable;
 use crate::tls::{CertStore, SniResolver};
 use arc_swap::ArcSwap;
-use gatehouse_model::{SnapshotError, SnapshotFrame};
-use std::sync::atomic::{AtomicBool, Ordering};
+use gatehouse_model::{BackendId, EndpointsFrame, SnapshotError, SnapshotFrame, StreamFrame};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +17,8 @@ use std::time::Instant;
 pub struct SharedTable {
     pub table: Arc<ArcSwap<RouteTable>>,
     ready: Arc<AtomicBool>,
+    /// The newest version applied (a full snapshot or an endpoint update).
+    version: Arc<AtomicU64>,
     /// Present when an HTTPS listener is configured.
     pub tls: Option<Arc<SniResolver>>,
 }
@@ -26,10 +30,19 @@ pub enum InstallError {
     Parse(#[from] serde_json::Error),
     #[error("snapshot version {version} rejected: {source}")]
     Invalid { version: u64, source: SnapshotError },
+    #[error("endpoint update {version} names backends the installed snapshot does not have: {unknown:?}")]
+    UnknownBackends {
+        version: u64,
+        unknown: Vec<BackendId>,
+    },
+    #[error("endpoint update {version} arrived before any snapshot")]
+    NoSnapshot { version: u64 },
+    #[error("a snapshot file must hold a full snapshot, not an endpoint update")]
+    NotASnapshot,
 }
 
-/// Parses one frame (counted as rejected when it does not parse).
-pub fn parse_frame(bytes: &[u8]) -> Result<SnapshotFrame, InstallError> {
+/// Parses one stream line (counted as rejected when it does not parse).
+pub fn parse_frame(bytes: &[u8]) -> Result<StreamFrame, InstallError> {
     serde_json::from_slice(bytes).map_err(|e| {
         metrics::counter!(m::SNAPSHOT_REJECTED).increment(1);
         InstallError::Parse(e)
@@ -50,7 +63,54 @@ impl SharedTable {
     }
 
     pub fn version(&self) -> u64 {
-        self.table.load().version
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Applies one stream frame.
+    pub fn apply(&self, frame: &StreamFrame) -> Result<u64, InstallError> {
+        match frame {
+            StreamFrame::Snapshot(f) => self.install(f),
+            StreamFrame::Endpoints(f) => self.update_endpoints(f),
+        }
+    }
+
+    /// Replaces the endpoints of the listed backends of the installed table.
+    /// All or nothing: an update naming an unknown backend changes nothing.
+    pub fn update_endpoints(&self, frame: &EndpointsFrame) -> Result<u64, InstallError> {
+        if !self.is_ready() {
+            metrics::counter!(m::SNAPSHOT_REJECTED).increment(1);
+            return Err(InstallError::NoSnapshot {
+                version: frame.version,
+            });
+        }
+        let table = self.table.load();
+        let unknown: Vec<BackendId> = frame
+            .endpoints
+            .keys()
+            .filter(|id| table.backend(id).is_none())
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            metrics::counter!(m::SNAPSHOT_REJECTED).increment(1);
+            return Err(InstallError::UnknownBackends {
+                version: frame.version,
+                unknown,
+            });
+        }
+        for (id, endpoints) in &frame.endpoints {
+            if let Some(backend) = table.backend(id) {
+                backend.set_endpoints(endpoints);
+            }
+        }
+        self.version.store(frame.version, Ordering::Release);
+        metrics::gauge!(m::SNAPSHOT_VERSION).set(frame.version as f64);
+        metrics::counter!(m::ENDPOINT_UPDATES).increment(1);
+        tracing::debug!(
+            version = frame.version,
+            backends = frame.endpoints.len(),
+            "applied endpoint update"
+        );
+        Ok(frame.version)
     }
 
     /// Validates, compiles and installs a frame.
@@ -75,6 +135,7 @@ impl SharedTable {
             resolver.swap(store);
         }
         self.table.store(Arc::new(table));
+        self.version.store(frame.version, Ordering::Release);
         self.ready.store(true, Ordering::Release);
         metrics::gauge!(m::SNAPSHOT_VERSION).set(frame.version as f64);
         metrics::gauge!(m::SNAPSHOT_ROUTES).set(routes as f64);

@@ -10,6 +10,7 @@ pub const SNAPSHOT_VERSION: &str = "gatehouse_gateway_snapshot_version";
 pub const SNAPSHOT_ROUTES: &str = "gatehouse_gateway_snapshot_routes";
 pub const SNAPSHOT_UPDATES: &str = "gatehouse_gateway_snapshot_updates_total";
 pub const SNAPSHOT_REJECTED: &str = "gatehouse_gateway_snapshot_rejected_total";
+pub const ENDPOINT_UPDATES: &str = "gatehouse_gateway_endpoint_updates_total";
 pub const CONTROLLER_CONNECTED: &str = "gatehouse_gateway_controller_connected";
 pub const UPSTREAM_RETRIES: &str = "gatehouse_gateway_upstream_retries_total";
 pub const OPEN_CONNECTIONS: &str = "gatehouse_gateway_open_connections";
@@ -19,31 +20,32 @@ pub const HTTP2_REFUSED_STREAMS: &str = "gatehouse_gateway_http2_refused_streams
 pub const HTTP2_STALLED_STREAMS: &str = "gatehouse_gateway_http2_stalled_streams_total";
 pub const HTTP2_CONNECTIONS_CLOSED: &str = "gatehouse_gateway_http2_connections_closed_total";
 
-/// HELP texts, registered once at start-up.
+pub const CONNECTIONS_REFUSED: &str = "gatehouse_gateway_connections_refused_total";
+pub const MAX_CONNECTIONS: &str = "gatehouse_gateway_max_connections";
+
+/// Registers the HELP text of the metrics this module names (once, after
+/// the recorder is installed).
 pub fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
         REQUESTS,
-        "Requests answered, by rule host, backend and status (499: the client went away first)."
+        "Requests answered, by route host, backend and status."
     );
     describe_histogram!(
         DURATION,
-        Unit::Seconds,
+        metrics::Unit::Seconds,
         "Time from request to response end."
     );
-    describe_gauge!(
-        SNAPSHOT_VERSION,
-        "Version of the installed routing snapshot."
-    );
-    describe_gauge!(SNAPSHOT_ROUTES, "Routes in the installed routing snapshot.");
-    describe_counter!(SNAPSHOT_UPDATES, "Routing snapshots installed.");
+    describe_gauge!(SNAPSHOT_VERSION, "Version of the installed snapshot.");
+    describe_gauge!(SNAPSHOT_ROUTES, "Routes in the installed snapshot.");
+    describe_counter!(SNAPSHOT_UPDATES, "Snapshots installed.");
     describe_counter!(
         SNAPSHOT_REJECTED,
-        "Routing snapshots refused (unparsable or invalid)."
+        "Snapshots refused (unparsable or invalid)."
     );
     describe_gauge!(
         CONTROLLER_CONNECTED,
-        "1 while the controller's snapshot stream is connected."
+        "1 while the snapshot stream is connected."
     );
     describe_counter!(
         UPSTREAM_RETRIES,
@@ -53,10 +55,17 @@ pub fn describe() {
         OPEN_CONNECTIONS,
         "Client connections open now (HTTP/1.x and HTTP/2)."
     );
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Client connections refused at once because --max-connections were open."
+    );
+    describe_gauge!(
+        MAX_CONNECTIONS,
+        "Client connections served at once (--max-connections, or derived from the file descriptor limit)."
+    );
     describe_gauge!(
         CERTIFICATE_EXPIRY,
-        Unit::Seconds,
-        "Seconds until each certificate in use expires."
+        "Seconds until the certificate expires (NaN: no longer in use)."
     );
     describe_counter!(HTTP2_CLIENT_RESETS, "HTTP/2 streams the client reset while the gateway was still working on them (their upstream exchange is dropped).");
     describe_counter!(HTTP2_REFUSED_STREAMS, "HTTP/2 streams refused (REFUSED_STREAM) because their connection already had the maximum number of streams in progress.");

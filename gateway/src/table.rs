@@ -3,32 +3,51 @@
 //! hold an `Arc` to the table they started on.
 
 use crate::metrics::RouteMetrics;
-use gatehouse_model::{BackendId, Router, Snapshot};
+use arc_swap::ArcSwap;
+use gatehouse_model::{BackendId, Endpoint, Router, Snapshot};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// An endpoint traffic may go to.
-#[derive(Debug)]
-pub struct UpstreamEndpoint {
-    pub address: SocketAddr,
-}
-
-/// One backend's endpoints and its round-robin position.
+/// One backend's endpoints and its round-robin position. The endpoint list
+/// sits behind its own swap, so an endpoints update replaces it without
+/// recompiling routes; requests read it without locking.
 #[derive(Debug)]
 pub struct BackendState {
     pub id: BackendId,
-    pub endpoints: Box<[UpstreamEndpoint]>,
+    endpoints: ArcSwap<Box<[SocketAddr]>>,
     next: AtomicUsize,
 }
 
 impl BackendState {
+    pub fn new(id: BackendId, endpoints: &[Endpoint]) -> Self {
+        BackendState {
+            id,
+            endpoints: ArcSwap::from_pointee(addresses(endpoints)),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Replaces the endpoint list (requests already past `pick` keep theirs).
+    pub fn set_endpoints(&self, endpoints: &[Endpoint]) {
+        self.endpoints.store(Arc::new(addresses(endpoints)));
+    }
+
+    pub fn endpoint_count(&self) -> usize {
+        self.endpoints.load().len()
+    }
+
+    pub fn has_endpoints(&self) -> bool {
+        self.endpoint_count() > 0
+    }
+
     /// Picks the next endpoint in round-robin order that `tried` does not
     /// contain yet. `tried` is a bitmask over endpoint indices (the first 64
     /// endpoints are tracked; beyond that, retries may repeat one).
-    pub fn pick(&self, tried: u64) -> Option<(usize, &UpstreamEndpoint)> {
-        let n = self.endpoints.len();
+    pub fn pick(&self, tried: u64) -> Option<(usize, SocketAddr)> {
+        let endpoints = self.endpoints.load();
+        let n = endpoints.len();
         if n == 0 {
             return None;
         }
@@ -36,8 +55,12 @@ impl BackendState {
         (0..n)
             .map(|i| (start.wrapping_add(i)) % n)
             .find(|&i| i >= 64 || tried & (1 << i) == 0)
-            .map(|i| (i, &self.endpoints[i]))
+            .map(|i| (i, endpoints[i]))
     }
+}
+
+fn addresses(endpoints: &[Endpoint]) -> Box<[SocketAddr]> {
+    endpoints.iter().map(|e| e.address).collect()
 }
 
 /// What a matched request is sent to.
@@ -55,34 +78,24 @@ pub struct RouteTable {
     pub version: u64,
     router: Router<Arc<RouteTarget>>,
     pub route_count: usize,
+    /// Every backend of the snapshot, shared with the routes that use it.
+    backends: HashMap<BackendId, Arc<BackendState>>,
 }
 
 impl RouteTable {
     /// Compiles a (validated) snapshot.
     pub fn compile(version: u64, snapshot: &Snapshot) -> Self {
-        let backends: HashMap<&BackendId, Arc<BackendState>> = snapshot
+        let backends: HashMap<BackendId, Arc<BackendState>> = snapshot
             .backends
             .iter()
             .map(|(id, b)| {
-                let state = BackendState {
-                    id: id.clone(),
-                    endpoints: b
-                        .endpoints
-                        .iter()
-                        .map(|e| UpstreamEndpoint { address: e.address })
-                        .collect(),
-                    next: AtomicUsize::new(0),
-                };
-                (id, Arc::new(state))
+                (
+                    id.clone(),
+                    Arc::new(BackendState::new(id.clone(), &b.endpoints)),
+                )
             })
             .collect();
-        let empty = |id: &BackendId| {
-            Arc::new(BackendState {
-                id: id.clone(),
-                endpoints: Box::new([]),
-                next: AtomicUsize::new(0),
-            })
-        };
+        let empty = |id: &BackendId| Arc::new(BackendState::new(id.clone(), &[]));
         let backend = |id: &BackendId| backends.get(id).cloned().unwrap_or_else(|| empty(id));
         let mut route_count = 0;
         let router = Router::from_snapshot(
@@ -107,7 +120,13 @@ impl RouteTable {
             version,
             router,
             route_count,
+            backends,
         }
+    }
+
+    /// A backend by id, to update its endpoints.
+    pub fn backend(&self, id: &BackendId) -> Option<&Arc<BackendState>> {
+        self.backends.get(id)
     }
 
     /// Finds the route for a normalized host and a path.
@@ -120,16 +139,18 @@ impl RouteTable {
 mod tests {
     use super::*;
 
+    fn endpoints(n: usize) -> Vec<Endpoint> {
+        (0..n)
+            .map(|i| Endpoint {
+                address: SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16)),
+                target: None,
+                node: None,
+            })
+            .collect()
+    }
+
     fn backend(n: usize) -> BackendState {
-        BackendState {
-            id: BackendId("ns/s:80".into()),
-            endpoints: (0..n)
-                .map(|i| UpstreamEndpoint {
-                    address: SocketAddr::from(([127, 0, 0, 1], 1000 + i as u16)),
-                })
-                .collect(),
-            next: AtomicUsize::new(0),
-        }
+        BackendState::new(BackendId("ns/s:80".into()), &endpoints(n))
     }
 
     #[test]
@@ -152,5 +173,16 @@ mod tests {
         assert_eq!(tried, 0b111);
         assert!(b.pick(tried).is_none());
         assert!(backend(0).pick(0).is_none());
+    }
+
+    #[test]
+    fn endpoint_updates_change_what_is_picked() {
+        let b = backend(1);
+        assert_eq!(b.pick(0).unwrap().1.port(), 1000);
+        b.set_endpoints(&endpoints(3)[2..]);
+        assert_eq!(b.pick(0).unwrap().1.port(), 1002);
+        b.set_endpoints(&[]);
+        assert!(!b.has_endpoints());
+        assert!(b.pick(0).is_none());
     }
 }

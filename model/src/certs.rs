@@ -48,6 +48,37 @@ pub fn provider() -> &'static CryptoProvider {
     PROVIDER.get_or_init(rustls::crypto::ring::default_provider)
 }
 
+/// Why PEM text yields no certificate or key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PemError {
+    #[error("no PEM certificate found")]
+    NoCertificate,
+    #[error("no PEM private key (PKCS#8, PKCS#1 or SEC1) found")]
+    NoKey,
+    #[error("not valid PEM: {0}")]
+    Invalid(String),
+}
+
+/// Every certificate in PEM text (a chain, or a set of CA certificates).
+pub fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, PemError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| PemError::Invalid(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(PemError::NoCertificate);
+    }
+    Ok(certs)
+}
+
+/// The first private key in PEM text.
+pub fn pem_private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, PemError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| match e {
+        rustls_pki_types::pem::Error::NoItemsFound => PemError::NoKey,
+        // Never echo the bytes: they may be key material.
+        _ => PemError::Invalid("unreadable private key".into()),
+    })
+}
+
 /// Parses a PEM chain and key and checks that they belong together.
 pub fn parse_pem(chain_pem: &[u8], key_pem: &[u8]) -> Result<ParsedCertificate, CertError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem)

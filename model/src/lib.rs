@@ -19,7 +19,7 @@ pub use host::{HostError, HostMatch};
 pub use path::{PathError, PathMatch};
 pub use router::{Router, RouterBuilder};
 pub use snapshot::{
-    Backend, BackendId, Endpoint, ObjectRef, Route, Snapshot, SnapshotError, SnapshotFrame,
-    VirtualHost,
+    Backend, BackendId, Endpoint, EndpointsFrame, ObjectRef, PortRef, Route, Snapshot,
+    SnapshotError, SnapshotFrame, StreamFrame, VirtualHost,
 };
 pub use tls::{Certificate, CertificateId, TlsHost};

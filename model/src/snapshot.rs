@@ -14,8 +14,27 @@ use std::net::SocketAddr;
 pub struct BackendId(pub String);
 
 impl BackendId {
-    pub fn new(namespace: &str, service: &str, port: &str) -> Self {
+    pub fn new(namespace: &str, service: &str, port: &PortRef) -> Self {
         BackendId(format!("{namespace}/{service}:{port}"))
+    }
+}
+
+/// A Service port as an Ingress names it: by number or by name. Serialized as
+/// a JSON number or string; a name is never all digits (IANA service names
+/// need a letter), so the two cannot be confused.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PortRef {
+    Number(i32),
+    Name(String),
+}
+
+impl fmt::Display for PortRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortRef::Number(n) => write!(f, "{n}"),
+            PortRef::Name(s) => f.write_str(s),
+        }
     }
 }
 
@@ -90,8 +109,8 @@ pub struct Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backend {
     pub service: ObjectRef,
-    /// The Service port as the Ingress named it (number or name).
-    pub port: String,
+    /// The Service port as the Ingress named it.
+    pub port: PortRef,
     pub endpoints: Vec<Endpoint>,
 }
 
@@ -181,12 +200,93 @@ pub enum SnapshotError {
     },
 }
 
-/// One message on the snapshot stream: a full snapshot and its version.
-/// Versions only go up.
+/// A full snapshot and its version. Versions only go up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotFrame {
     pub version: u64,
     pub snapshot: Snapshot,
+}
+
+/// New endpoint lists for some backends of the snapshot before it: what pods
+/// coming and going change, sent without the route set. Applies on top of
+/// the previous frame of the same stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointsFrame {
+    pub version: u64,
+    /// Each listed backend's complete new endpoint list.
+    pub endpoints: BTreeMap<BackendId, Vec<Endpoint>>,
+}
+
+/// One line of the snapshot stream: `{"version":N,"snapshot":{...}}` or
+/// `{"version":N,"endpoints":{...}}`. Anything else is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamFrame {
+    Snapshot(SnapshotFrame),
+    Endpoints(EndpointsFrame),
+}
+
+impl StreamFrame {
+    pub fn version(&self) -> u64 {
+        match self {
+            StreamFrame::Snapshot(f) => f.version,
+            StreamFrame::Endpoints(f) => f.version,
+        }
+    }
+}
+
+/// The wire form: exactly one of the two bodies, no other field.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFrame {
+    version: u64,
+    #[serde(default)]
+    snapshot: Option<Snapshot>,
+    #[serde(default)]
+    endpoints: Option<BTreeMap<BackendId, Vec<Endpoint>>>,
+}
+
+impl<'de> Deserialize<'de> for StreamFrame {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = RawFrame::deserialize(d)?;
+        match (raw.snapshot, raw.endpoints) {
+            (Some(snapshot), None) => Ok(StreamFrame::Snapshot(SnapshotFrame {
+                version: raw.version,
+                snapshot,
+            })),
+            (None, Some(endpoints)) => Ok(StreamFrame::Endpoints(EndpointsFrame {
+                version: raw.version,
+                endpoints,
+            })),
+            _ => Err(serde::de::Error::custom(
+                "a frame carries exactly one of `snapshot` and `endpoints`",
+            )),
+        }
+    }
+}
+
+impl Serialize for StreamFrame {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StreamFrame::Snapshot(f) => f.serialize(s),
+            StreamFrame::Endpoints(f) => f.serialize(s),
+        }
+    }
+}
+
+impl Snapshot {
+    /// Replaces the endpoint lists of the backends an update names. Backends
+    /// the snapshot does not define are returned (and left alone): a stream
+    /// that names them is inconsistent.
+    pub fn apply_endpoints(&mut self, update: &EndpointsFrame) -> Vec<BackendId> {
+        let mut unknown = Vec::new();
+        for (id, endpoints) in &update.endpoints {
+            match self.backends.get_mut(id) {
+                Some(b) => b.endpoints.clone_from(endpoints),
+                None => unknown.push(id.clone()),
+            }
+        }
+        unknown
+    }
 }
 
 #[cfg(test)]
@@ -195,13 +295,13 @@ mod tests {
 
     #[test]
     fn frame_roundtrips_through_json() {
-        let id = BackendId::new("default", "web", "http");
+        let id = BackendId::new("default", "web", &PortRef::Name("http".into()));
         let mut backends = BTreeMap::new();
         backends.insert(
             id.clone(),
             Backend {
                 service: ObjectRef::new("Service", "default", "web"),
-                port: "http".into(),
+                port: PortRef::Name("http".into()),
                 endpoints: vec![Endpoint {
                     address: "10.0.0.1:8080".parse().unwrap(),
                     target: Some("web-1".into()),
@@ -230,6 +330,75 @@ mod tests {
         let back: SnapshotFrame = serde_json::from_str(&json).unwrap();
         assert_eq!(back, frame);
         assert!(frame.snapshot.validate().is_ok());
+    }
+
+    #[test]
+    fn stream_frames_are_one_of_two_shapes() {
+        let full: StreamFrame =
+            serde_json::from_str(r#"{"version":3,"snapshot":{"virtual_hosts":[],"backends":{}}}"#)
+                .unwrap();
+        assert_eq!(full.version(), 3);
+        assert!(matches!(full, StreamFrame::Snapshot(_)));
+        let eps: StreamFrame = serde_json::from_str(
+            r#"{"version":4,"endpoints":{"a/b:80":[{"address":"10.0.0.1:80"}]}}"#,
+        )
+        .unwrap();
+        let StreamFrame::Endpoints(update) = &eps else {
+            panic!("{eps:?}")
+        };
+        assert_eq!(update.endpoints.len(), 1);
+        let back: StreamFrame =
+            serde_json::from_str(&serde_json::to_string(&eps).unwrap()).unwrap();
+        assert_eq!(back, eps);
+        for bad in [
+            r#"{"version":1}"#,
+            r#"{"version":1,"snapshot":{"virtual_hosts":[],"backends":{}},"endpoints":{}}"#,
+            r#"{"version":1,"endpoints":{},"extra":1}"#,
+            r#"{"endpoints":{}}"#,
+        ] {
+            assert!(serde_json::from_str::<StreamFrame>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn endpoint_updates_replace_lists_and_report_unknown_backends() {
+        let id = BackendId::new("a", "b", &PortRef::Number(80));
+        let mut snap = Snapshot::default();
+        snap.backends.insert(
+            id.clone(),
+            Backend {
+                service: ObjectRef::new("Service", "a", "b"),
+                port: PortRef::Number(80),
+                endpoints: vec![],
+            },
+        );
+        let ep = Endpoint {
+            address: "10.0.0.9:80".parse().unwrap(),
+            target: None,
+            node: None,
+        };
+        let ghost = BackendId::new("a", "ghost", &PortRef::Number(80));
+        let update = EndpointsFrame {
+            version: 2,
+            endpoints: [(id.clone(), vec![ep.clone()]), (ghost.clone(), vec![])]
+                .into_iter()
+                .collect(),
+        };
+        assert_eq!(snap.apply_endpoints(&update), vec![ghost]);
+        assert_eq!(snap.backends[&id].endpoints, vec![ep]);
+    }
+
+    #[test]
+    fn port_refs_serialize_as_number_or_name() {
+        assert_eq!(serde_json::to_string(&PortRef::Number(80)).unwrap(), "80");
+        assert_eq!(
+            serde_json::to_string(&PortRef::Name("http".into())).unwrap(),
+            "\"http\""
+        );
+        assert_eq!(
+            serde_json::from_str::<PortRef>("443").unwrap(),
+            PortRef::Number(443)
+        );
     }
 
     #[test]

@@ -2,69 +2,13 @@
 //! included. Only the kinds translation reads are kept; anything else is
 //! ignored.
 
-use k8s_openapi::api::core::v1::{Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use serde::de::DeserializeOwned;
 use std::path::Path;
+use std::sync::Arc;
 
-/// An object from a manifest that translation uses.
-// Variants are Kubernetes objects of similar size; boxing buys nothing here.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-pub enum ManifestObject {
-    IngressClass(IngressClass),
-    Ingress(Ingress),
-    Service(Service),
-    EndpointSlice(EndpointSlice),
-    Secret(Secret),
-}
-
-impl ManifestObject {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ManifestObject::IngressClass(_) => "IngressClass",
-            ManifestObject::Ingress(_) => "Ingress",
-            ManifestObject::Service(_) => "Service",
-            ManifestObject::EndpointSlice(_) => "EndpointSlice",
-            ManifestObject::Secret(_) => "Secret",
-        }
-    }
-
-    fn metadata(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-        match self {
-            ManifestObject::IngressClass(o) => &o.metadata,
-            ManifestObject::Ingress(o) => &o.metadata,
-            ManifestObject::Service(o) => &o.metadata,
-            ManifestObject::EndpointSlice(o) => &o.metadata,
-            ManifestObject::Secret(o) => &o.metadata,
-        }
-    }
-
-    /// `(namespace, name)`; namespaced kinds default to `default` as kubectl
-    /// would apply them.
-    pub fn key(&self) -> (String, String) {
-        let m = self.metadata();
-        let ns = match self {
-            ManifestObject::IngressClass(_) => String::new(),
-            _ => m.namespace.clone().unwrap_or_else(|| "default".into()),
-        };
-        (ns, m.name.clone().unwrap_or_default())
-    }
-
-    fn set_default_namespace(&mut self) {
-        let meta = match self {
-            ManifestObject::IngressClass(_) => return,
-            ManifestObject::Ingress(o) => &mut o.metadata,
-            ManifestObject::Service(o) => &mut o.metadata,
-            ManifestObject::EndpointSlice(o) => &mut o.metadata,
-            ManifestObject::Secret(o) => &mut o.metadata,
-        };
-        if meta.namespace.as_deref().unwrap_or("").is_empty() {
-            meta.namespace = Some("default".into());
-        }
-    }
-}
+/// An object from a manifest that translation uses: the same type cluster
+/// mode's watches produce.
+pub use crate::state::Object as ManifestObject;
 
 /// A manifest that could not be read or parsed. Names the file and, where the
 /// parser knows it, the line.
@@ -187,6 +131,20 @@ fn collect(
     if kind.is_empty() || api_version.is_empty() {
         return Err(invalid("every document needs apiVersion and kind".into()));
     }
+    // Namespaced objects without a namespace go to `default`, as kubectl
+    // would apply them.
+    let mut value = value;
+    if kind != "IngressClass" && kind != "List" {
+        if let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            let missing = meta
+                .get("namespace")
+                .and_then(|n| n.as_str())
+                .is_none_or(str::is_empty);
+            if missing {
+                meta.insert("namespace".into(), "default".into());
+            }
+        }
+    }
     let object = match (api_version.as_str(), kind.as_str()) {
         ("v1", "List") => {
             let items = match value.get("items") {
@@ -213,31 +171,32 @@ fn collect(
             return Ok(());
         }
     };
-    let mut object = object;
-    if object.key().1.is_empty() {
+    if object.metadata().name.as_deref().unwrap_or("").is_empty() {
         return Err(invalid("metadata.name is required".into()));
     }
-    object.set_default_namespace();
     out.push(object);
     Ok(())
 }
 
 /// Deserializes into a typed object, naming the field that failed.
-fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let field = e.path().to_string();
-        if field == "." {
-            e.inner().to_string()
-        } else {
-            format!("{field}: {}", e.inner())
-        }
-    })
+fn typed<T: DeserializeOwned>(value: serde_json::Value) -> Result<Arc<T>, String> {
+    serde_path_to_error::deserialize(value)
+        .map(Arc::new)
+        .map_err(|e| {
+            let field = e.path().to_string();
+            if field == "." {
+                e.inner().to_string()
+            } else {
+                format!("{field}: {}", e.inner())
+            }
+        })
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::state::{Kind, ObjectKey};
 
     fn parse(name: &str, text: &str) -> Result<Vec<ManifestObject>, ManifestError> {
         parse_manifest(Path::new(name), text)
@@ -265,8 +224,8 @@ metadata: {name: web, namespace: shop}
         assert_eq!(
             kinds,
             vec![
-                ("Service", ("default".to_owned(), "web".to_owned())),
-                ("Ingress", ("shop".to_owned(), "web".to_owned())),
+                (Kind::Service, ObjectKey::new("default", "web")),
+                (Kind::Ingress, ObjectKey::new("shop", "web")),
             ]
         );
     }
@@ -309,7 +268,7 @@ spec:
             {"apiVersion":"v1","kind":"Secret","metadata":{"name":"b","namespace":"x"}}]}"#;
         let objs = parse("l.json", text).unwrap();
         assert_eq!(objs.len(), 2);
-        assert_eq!(objs[1].key(), ("x".to_owned(), "b".to_owned()));
+        assert_eq!(objs[1].key(), ObjectKey::new("x", "b"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! file keeps being served.
 
 use super::parse::{parse_manifest, ManifestObject};
-use crate::state::ClusterState;
+use crate::state::{ClusterState, Kind, ObjectKey};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -141,48 +141,25 @@ impl ManifestSet {
     /// the first file in path order; the duplicates are returned as warnings.
     pub fn state(&self) -> (ClusterState, Vec<String>) {
         let mut state = ClusterState::default();
-        let mut origin: BTreeMap<(&'static str, (String, String)), &Path> = BTreeMap::new();
+        let mut origin: BTreeMap<(Kind, ObjectKey), &Path> = BTreeMap::new();
         let mut warnings = Vec::new();
         for (path, entry) in &self.files {
             for obj in &entry.objects {
                 let key = obj.key();
                 if let Some(first) = origin.get(&(obj.kind(), key.clone())) {
                     warnings.push(format!(
-                        "{}: {} {}/{} is already defined in {}; this copy is ignored",
+                        "{}: {} {key} is already defined in {}; this copy is ignored",
                         path.display(),
                         obj.kind(),
-                        key.0,
-                        key.1,
                         first.display()
                     ));
                     continue;
                 }
-                origin.insert((obj.kind(), key.clone()), path);
-                insert(&mut state, key, obj.clone());
+                origin.insert((obj.kind(), key), path);
+                state.insert(obj.clone());
             }
         }
         (state, warnings)
-    }
-}
-
-/// Adds one object to a state (last one wins).
-pub fn insert(state: &mut ClusterState, key: (String, String), obj: ManifestObject) {
-    match obj {
-        ManifestObject::IngressClass(o) => {
-            state.ingress_classes.insert(key.1, o);
-        }
-        ManifestObject::Ingress(o) => {
-            state.ingresses.insert(key, o);
-        }
-        ManifestObject::Service(o) => {
-            state.services.insert(key, o);
-        }
-        ManifestObject::EndpointSlice(o) => {
-            state.endpoint_slices.insert(key, o);
-        }
-        ManifestObject::Secret(o) => {
-            state.secrets.insert(key, o);
-        }
     }
 }
 
@@ -263,7 +240,7 @@ mod tests {
             .state()
             .0
             .services
-            .contains_key(&("default".to_owned(), "b".to_owned())));
+            .contains_key(&ObjectKey::new("default", "b")));
     }
 
     #[test]

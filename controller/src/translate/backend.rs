@@ -2,31 +2,16 @@
 //! addresses that serve it, through the Service's ports and its
 //! EndpointSlices.
 
-use crate::state::ClusterState;
-use gatehouse_model::{Backend, Endpoint, ObjectRef};
+use crate::state::{ClusterState, ObjectKey};
+pub use gatehouse_model::PortRef;
+use gatehouse_model::{Backend, BackendId, Endpoint, ObjectRef, Snapshot};
 use k8s_openapi::api::core::v1::ServicePort;
 use k8s_openapi::api::discovery::v1::{EndpointConditions, EndpointSlice};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
 /// Label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
-
-/// A Service port as an Ingress names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PortRef {
-    Number(i32),
-    Name(String),
-}
-
-impl PortRef {
-    pub fn as_key(&self) -> String {
-        match self {
-            PortRef::Number(n) => n.to_string(),
-            PortRef::Name(s) => s.clone(),
-        }
-    }
-}
 
 /// Why a backend has no endpoints although it was asked for. The route is
 /// still served (it answers 503), so these are warnings on the Ingress.
@@ -55,10 +40,30 @@ pub struct SliceIndex<'a> {
 impl<'a> SliceIndex<'a> {
     pub fn new(state: &'a ClusterState) -> Self {
         let mut by_service: HashMap<&str, HashMap<&str, Vec<&EndpointSlice>>> = HashMap::new();
-        for ((namespace, _), slice) in &state.endpoint_slices {
+        for (key, slice) in &state.endpoint_slices {
+            let namespace = &key.namespace;
             if let Some(service) = slice_service(slice) {
                 by_service
                     .entry(namespace.as_str())
+                    .or_default()
+                    .entry(service)
+                    .or_default()
+                    .push(slice);
+            }
+        }
+        SliceIndex { by_service }
+    }
+
+    /// Only the slices of the given Services (for endpoint-only updates).
+    pub fn for_services(state: &'a ClusterState, services: &BTreeSet<ObjectKey>) -> Self {
+        let mut by_service: HashMap<&str, HashMap<&str, Vec<&EndpointSlice>>> = HashMap::new();
+        for (key, slice) in &state.endpoint_slices {
+            let Some(service) = slice_service(slice) else {
+                continue;
+            };
+            if services.contains(&ObjectKey::new(key.namespace.as_str(), service)) {
+                by_service
+                    .entry(key.namespace.as_str())
                     .or_default()
                     .entry(service)
                     .or_default()
@@ -87,10 +92,10 @@ pub fn resolve(
 ) -> (Backend, Option<BackendProblem>) {
     let mut backend = Backend {
         service: ObjectRef::new("Service", namespace, service),
-        port: port.as_key(),
+        port: port.clone(),
         endpoints: Vec::new(),
     };
-    let key = (namespace.to_owned(), service.to_owned());
+    let key = ObjectKey::new(namespace, service);
     let Some(svc) = state.services.get(&key) else {
         let problem = BackendProblem::ServiceNotFound {
             namespace: namespace.into(),
@@ -111,7 +116,7 @@ pub fn resolve(
         let problem = BackendProblem::PortNotFound {
             namespace: namespace.into(),
             name: service.into(),
-            port: port.as_key(),
+            port: port.to_string(),
         };
         return (backend, Some(problem));
     };
@@ -119,6 +124,36 @@ pub fn resolve(
     let slices = slices.slices(namespace, service).iter().copied();
     backend.endpoints = select_endpoints(slices, port_name);
     (backend, None)
+}
+
+/// The new endpoint lists of the snapshot's backends that belong to the
+/// given Services, where they differ from the snapshot's: what an
+/// EndpointSlice-only change does to a snapshot, without translating it
+/// again. Service and port resolution cannot change when only slices did,
+/// so this equals what a full translation would produce.
+pub fn refresh_endpoints(
+    state: &ClusterState,
+    snapshot: &Snapshot,
+    services: &BTreeSet<ObjectKey>,
+) -> BTreeMap<BackendId, Vec<Endpoint>> {
+    let slices = SliceIndex::for_services(state, services);
+    let mut updates = BTreeMap::new();
+    for (id, backend) in &snapshot.backends {
+        let svc = &backend.service;
+        if !services.contains(&ObjectKey::new(svc.namespace.as_str(), svc.name.as_str())) {
+            continue;
+        }
+        let (fresh, _) = resolve(state, &slices, &svc.namespace, &svc.name, &backend.port);
+        if fresh.endpoints != backend.endpoints {
+            updates.insert(id.clone(), fresh.endpoints);
+        }
+    }
+    updates
+}
+
+/// The Service an EndpointSlice belongs to, by its label.
+pub fn slice_owner(namespace: &str, slice: &EndpointSlice) -> Option<ObjectKey> {
+    slice_service(slice).map(|name| ObjectKey::new(namespace, name))
 }
 
 fn find_port<'a>(ports: &'a [ServicePort], want: &PortRef) -> Option<&'a ServicePort> {

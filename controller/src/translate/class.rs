@@ -38,7 +38,10 @@ pub enum ClassStatus {
     Foreign { controller: String },
 }
 
-pub fn class_status(config: &ClassConfig, classes: &BTreeMap<String, IngressClass>) -> ClassStatus {
+pub fn class_status(
+    config: &ClassConfig,
+    classes: &BTreeMap<String, std::sync::Arc<IngressClass>>,
+) -> ClassStatus {
     let Some(class) = classes.get(&config.class_name) else {
         return ClassStatus::Ours { is_default: false };
     };

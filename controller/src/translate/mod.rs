@@ -12,11 +12,11 @@ mod tests;
 #[cfg(test)]
 mod tls_tests;
 
-use crate::state::ClusterState;
+use crate::state::{ClusterState, ObjectKey};
 use backend::PortRef;
 use class::{class_status, is_ours, ClassConfig, ClassStatus};
-pub use diagnostics::Diagnostic;
 use diagnostics::Diagnostics;
+pub use diagnostics::{Diagnostic, Reason};
 use gatehouse_model::{
     Backend, BackendId, Certificate, CertificateId, HostMatch, ObjectRef, PathMatch, Route,
     Snapshot, TlsHost, VirtualHost,
@@ -30,7 +30,7 @@ use tls::{redirect_policy, RedirectPolicy, SecretCache};
 pub struct TranslateConfig {
     pub classes: ClassConfig,
     /// `namespace/name` of the Secret for handshakes no TLS host matches.
-    pub default_certificate: Option<(String, String)>,
+    pub default_certificate: Option<ObjectKey>,
     /// The current time (unix seconds), for certificate validity.
     pub now: i64,
 }
@@ -63,7 +63,7 @@ pub fn translate(state: &ClusterState, config: &TranslateConfig) -> Translation 
     if let ClassStatus::Foreign { controller } = &status {
         diags.push(
             &ObjectRef::new("IngressClass", "", &classes.class_name),
-            "ForeignIngressClass",
+            Reason::ForeignIngressClass,
             format!(
                 "IngressClass {} belongs to controller {controller:?}, not {:?}; no Ingress is served",
                 classes.class_name, classes.controller_name
@@ -74,14 +74,15 @@ pub fn translate(state: &ClusterState, config: &TranslateConfig) -> Translation 
     let mut ours: Vec<&Ingress> = state
         .ingresses
         .values()
+        .map(|ing| &**ing)
         .filter(|ing| is_ours(classes, &status, ing))
         .collect();
     // Oldest first: on conflicts the first claim wins.
     ours.sort_by(|a, b| age_key(a).cmp(&age_key(b)));
 
     let mut builder = SnapshotBuilder::new(state, config.now);
-    if let Some((ns, name)) = &config.default_certificate {
-        builder.set_default_certificate(ns, name, &mut diags);
+    if let Some(key) = &config.default_certificate {
+        builder.set_default_certificate(&key.namespace, &key.name, &mut diags);
     }
     for ingress in &ours {
         builder.add_ingress(ingress, &mut diags);
@@ -193,7 +194,7 @@ impl<'a> SnapshotBuilder<'a> {
             if hosts.is_empty() {
                 diags.push(
                     obj,
-                    "InvalidTls",
+                    Reason::InvalidTls,
                     format!("{field} names no hosts and the Ingress has no rule hosts; skipped"),
                 );
                 continue;
@@ -207,8 +208,9 @@ impl<'a> SnapshotBuilder<'a> {
                         Some(cert.clone())
                     }
                     Err(problem) => {
-                        diags.push(
+                        diags.push_related(
                             obj,
+                            ObjectRef::new("Secret", &obj.namespace, secret),
                             problem.reason(),
                             format!("{field}: {problem}; its hosts are served with the default certificate"),
                         );
@@ -220,15 +222,16 @@ impl<'a> SnapshotBuilder<'a> {
                 let host = match HostMatch::parse(raw) {
                     Ok(h) => h,
                     Err(e) => {
-                        diags.push(obj, "InvalidHost", format!("{field}: {e}; skipped"));
+                        diags.push(obj, Reason::InvalidHost, format!("{field}: {e}; skipped"));
                         continue;
                     }
                 };
                 if let Some(cert) = &certificate {
                     if !cert.parsed.covers(&host) {
-                        diags.push(
+                        diags.push_related(
                             obj,
-                            "CertificateHostMismatch",
+                            ObjectRef::new("Secret", &obj.namespace, entry.secret_name.as_deref().unwrap_or_default()),
+                            Reason::CertificateHostMismatch,
                             format!("{field}: certificate {} does not name {raw} (it names {:?}); served anyway", cert.id, cert.dns_names),
                         );
                     }
@@ -240,7 +243,7 @@ impl<'a> SnapshotBuilder<'a> {
                     }
                     Some((owner, existing)) if owner != obj && existing != &cert_id => diags.push(
                         obj,
-                        "TlsHostConflict",
+                        Reason::TlsHostConflict,
                         format!("{field}: {owner} is older and sets the certificate for {raw}; this one is ignored for it"),
                     ),
                     Some(_) => {}
@@ -267,14 +270,18 @@ impl<'a> SnapshotBuilder<'a> {
         let obj = ingress_ref(ing);
         let namespace = obj.namespace.clone();
         let Some(spec) = ing.spec.as_ref() else {
-            diags.push(&obj, "NoRules", "Ingress has no spec; nothing to serve");
+            diags.push(
+                &obj,
+                Reason::NoRules,
+                "Ingress has no spec; nothing to serve",
+            );
             return;
         };
         let rules = spec.rules.as_deref().unwrap_or_default();
         if rules.is_empty() && spec.default_backend.is_none() {
             diags.push(
                 &obj,
-                "NoRules",
+                Reason::NoRules,
                 "Ingress has neither rules nor a defaultBackend",
             );
         }
@@ -290,7 +297,7 @@ impl<'a> SnapshotBuilder<'a> {
                     None => self.default_backend = Some((id, obj.clone())),
                     Some((_, owner)) if owner != &obj => diags.push(
                         &obj,
-                        "DefaultBackendConflict",
+                        Reason::DefaultBackendConflict,
                         format!("spec.defaultBackend ignored: {owner} is older and sets the default backend"),
                     ),
                     Some(_) => {}
@@ -305,7 +312,7 @@ impl<'a> SnapshotBuilder<'a> {
                 Err(e) => {
                     diags.push(
                         &obj,
-                        "InvalidHost",
+                        Reason::InvalidHost,
                         format!("spec.rules[{ri}] skipped: {e}"),
                     );
                     continue;
@@ -317,7 +324,7 @@ impl<'a> SnapshotBuilder<'a> {
                 let path = match PathMatch::parse(&p.path_type, p.path.as_deref()) {
                     Ok(m) => m,
                     Err(e) => {
-                        diags.push(&obj, "InvalidPath", format!("{field} skipped: {e}"));
+                        diags.push(&obj, Reason::InvalidPath, format!("{field} skipped: {e}"));
                         continue;
                     }
                 };
@@ -343,12 +350,12 @@ impl<'a> SnapshotBuilder<'a> {
         if let Some(owner) = self.claims.get(&slot) {
             let (reason, why) = if owner == obj {
                 (
-                    "DuplicatePath",
+                    Reason::DuplicatePath,
                     "an earlier rule of this Ingress has the same host and path".to_owned(),
                 )
             } else {
                 (
-                    "HostPathConflict",
+                    Reason::HostPathConflict,
                     format!("{owner} is older and serves the same host and path"),
                 )
             };
@@ -386,7 +393,7 @@ impl<'a> SnapshotBuilder<'a> {
         if backend.resource.is_some() {
             diags.push(
                 obj,
-                "UnsupportedBackend",
+                Reason::UnsupportedBackend,
                 format!("{field}: resource backends are not supported; skipped"),
             );
             return None;
@@ -394,7 +401,7 @@ impl<'a> SnapshotBuilder<'a> {
         let Some(svc) = &backend.service else {
             diags.push(
                 obj,
-                "InvalidBackend",
+                Reason::InvalidBackend,
                 format!("{field}: backend names no service; skipped"),
             );
             return None;
@@ -405,13 +412,13 @@ impl<'a> SnapshotBuilder<'a> {
             _ => {
                 diags.push(
                     obj,
-                    "InvalidBackend",
+                    Reason::InvalidBackend,
                     format!("{field}: service {} needs exactly one of port.number or port.name; skipped", svc.name),
                 );
                 return None;
             }
         };
-        let id = BackendId::new(namespace, &svc.name, &port.as_key());
+        let id = BackendId::new(namespace, &svc.name, &port);
         if !self.backends.contains_key(&id) {
             let (resolved, problem) =
                 backend::resolve(self.state, &self.slices, namespace, &svc.name, &port);
@@ -420,7 +427,12 @@ impl<'a> SnapshotBuilder<'a> {
                 .insert(id.clone(), problem.map(|p| p.to_string()));
         }
         if let Some(Some(problem)) = self.backend_problems.get(&id) {
-            diags.push(obj, "BackendUnavailable", format!("{field}: {problem}"));
+            diags.push_related(
+                obj,
+                ObjectRef::new("Service", namespace, &svc.name),
+                Reason::BackendUnavailable,
+                format!("{field}: {problem}"),
+            );
         }
         Some(id)
     }

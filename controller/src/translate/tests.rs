@@ -4,7 +4,6 @@
 
 use super::{translate, TranslateConfig};
 use crate::manifests::parse_manifest;
-use crate::manifests::set::insert;
 use crate::state::ClusterState;
 use gatehouse_model::host::normalize_request_host;
 use gatehouse_model::{Router, Snapshot};
@@ -31,7 +30,7 @@ pub(super) fn state(docs: &[String]) -> ClusterState {
         let objs = parse_manifest(Path::new(&format!("doc{i}.yaml")), doc)
             .unwrap_or_else(|e| panic!("fixture {i} does not parse: {e}\n{doc}"));
         for o in objs {
-            insert(&mut st, o.key(), o);
+            st.insert(o);
         }
     }
     st
@@ -410,7 +409,7 @@ fn missing_service_or_port_keeps_route_with_no_endpoints() {
     let reasons: Vec<(&str, &str)> = t
         .diagnostics
         .iter()
-        .map(|d| (d.object.name.as_str(), d.reason))
+        .map(|d| (d.object.name.as_str(), d.reason.as_str()))
         .collect();
     assert_eq!(
         reasons,
@@ -510,7 +509,7 @@ fn conflicting_ingresses_older_wins() {
         let conflicts: Vec<_> = t
             .diagnostics
             .iter()
-            .filter(|d| d.reason == "HostPathConflict")
+            .filter(|d| d.reason.as_str() == "HostPathConflict")
             .collect();
         assert_eq!(
             conflicts.len(),
@@ -541,7 +540,7 @@ fn default_backend_conflict_keeps_oldest() {
     assert_eq!(
         (
             t.diagnostics[0].object.name.as_str(),
-            t.diagnostics[0].reason
+            t.diagnostics[0].reason.as_str()
         ),
         ("second", "DefaultBackendConflict")
     );
@@ -628,7 +627,7 @@ fn invalid_rules_are_skipped_and_the_rest_served() {
     let ing = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: mixed}\nspec:\n  ingressClassName: gatehouse\n  rules:\n  - host: \"*.*.bad.com\"\n    http:\n      paths:\n      - {pathType: Prefix, path: /, backend: {service: {name: s, port: {number: 80}}}}\n  - host: good.com\n    http:\n      paths:\n      - {pathType: Prefix, path: /ok, backend: {service: {name: s, port: {number: 80}}}}\n      - {pathType: Exact, path: \"/a//b\", backend: {service: {name: s, port: {number: 80}}}}\n      - {pathType: Prefix, path: /noport, backend: {service: {name: s}}}\n      - {pathType: Prefix, path: /ok, backend: {service: {name: s, port: {number: 80}}}}\n";
     let docs = with_services(vec![ing.to_owned()], &["s"]);
     let t = translate(&state(&docs), &config());
-    let reasons: Vec<&str> = t.diagnostics.iter().map(|d| d.reason).collect();
+    let reasons: Vec<&str> = t.diagnostics.iter().map(|d| d.reason.as_str()).collect();
     assert_eq!(
         reasons,
         vec![

@@ -2,8 +2,8 @@
 //! certificates; broken ones are diagnosed and their hosts fall back to the
 //! default certificate. Also the redirect annotations.
 
-use super::diagnostics::Diagnostics;
-use crate::state::ClusterState;
+use super::diagnostics::{Diagnostics, Reason};
+use crate::state::{ClusterState, ObjectKey};
 use gatehouse_model::certs::{parse_pem, CertError};
 use gatehouse_model::{Certificate, CertificateId, ObjectRef};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -26,15 +26,17 @@ pub enum SecretProblem {
 
 impl SecretProblem {
     /// The diagnostic reason for this problem.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            SecretProblem::NotFound(_) => "SecretNotFound",
-            SecretProblem::WrongType { .. } | SecretProblem::MissingKey { .. } => "InvalidSecret",
+            SecretProblem::NotFound(_) => Reason::SecretNotFound,
+            SecretProblem::WrongType { .. } | SecretProblem::MissingKey { .. } => {
+                Reason::InvalidSecret
+            }
             SecretProblem::Certificate {
                 problem: CertError::Expired(_) | CertError::NotYetValid(_),
                 ..
-            } => "CertificateNotValidNow",
-            SecretProblem::Certificate { .. } => "InvalidCertificate",
+            } => Reason::CertificateNotValidNow,
+            SecretProblem::Certificate { .. } => Reason::InvalidCertificate,
         }
     }
 }
@@ -52,7 +54,7 @@ pub struct CheckedCertificate {
 pub struct SecretCache<'a> {
     state: &'a ClusterState,
     now: i64,
-    checked: BTreeMap<(String, String), Result<CheckedCertificate, SecretProblem>>,
+    checked: BTreeMap<ObjectKey, Result<CheckedCertificate, SecretProblem>>,
 }
 
 impl<'a> SecretCache<'a> {
@@ -69,7 +71,7 @@ impl<'a> SecretCache<'a> {
         namespace: &str,
         name: &str,
     ) -> &Result<CheckedCertificate, SecretProblem> {
-        let key = (namespace.to_owned(), name.to_owned());
+        let key = ObjectKey::new(namespace, name);
         let (state, now) = (self.state, self.now);
         self.checked
             .entry(key)
@@ -86,7 +88,7 @@ fn check_secret(
     let label = format!("{namespace}/{name}");
     let secret = state
         .secrets
-        .get(&(namespace.to_owned(), name.to_owned()))
+        .get(&ObjectKey::new(namespace, name))
         .ok_or_else(|| SecretProblem::NotFound(label.clone()))?;
     let found = secret.type_.clone().unwrap_or_else(|| "Opaque".into());
     if found != TLS_SECRET_TYPE {
@@ -169,7 +171,7 @@ pub fn redirect_policy(ing: &Ingress, obj: &ObjectRef, diags: &mut Diagnostics) 
                 "false" => return false,
                 other => diags.push(
                     obj,
-                    "InvalidAnnotation",
+                    Reason::InvalidAnnotation,
                     format!("{name}: {other:?} is not \"true\" or \"false\"; using {default}"),
                 ),
             }

@@ -3,6 +3,7 @@
 
 use super::tests::{config, ingress, state, with_services};
 use super::translate;
+use crate::state::ObjectKey;
 use base64::Engine;
 use gatehouse_model::{CertificateId, HostMatch};
 
@@ -72,7 +73,7 @@ fn tls_ingress(
 fn reasons(t: &super::Translation) -> Vec<(String, &'static str)> {
     t.diagnostics
         .iter()
-        .map(|d| (d.object.name.clone(), d.reason))
+        .map(|d| (d.object.name.clone(), d.reason.as_str()))
         .collect()
 }
 
@@ -256,7 +257,7 @@ fn default_certificate_from_a_secret() {
     );
     let st = state(&docs);
     let mut cfg = config();
-    cfg.default_certificate = Some(("default".into(), "fallback".into()));
+    cfg.default_certificate = Some(ObjectKey::new("default", "fallback"));
     let t = translate(&st, &cfg);
     assert_eq!(
         t.snapshot.default_certificate,
@@ -266,7 +267,7 @@ fn default_certificate_from_a_secret() {
         .snapshot
         .certificates
         .contains_key(&CertificateId::new("default", "fallback")));
-    cfg.default_certificate = Some(("default".into(), "nope".into()));
+    cfg.default_certificate = Some(ObjectKey::new("default", "nope"));
     let t = translate(&st, &cfg);
     assert_eq!(t.snapshot.default_certificate, None);
     assert_eq!(reasons(&t), vec![("nope".to_owned(), "SecretNotFound")]);

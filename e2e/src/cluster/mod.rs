@@ -17,6 +17,7 @@ mod netns;
 mod pods;
 mod probe;
 mod process;
+mod relay;
 mod sweep;
 
 pub use addressing::{
@@ -30,6 +31,7 @@ pub use netns::Netns;
 pub use pods::Pod;
 pub use probe::{echo_get, http_get, HttpAnswer, PROBE_TIMEOUT};
 pub use process::NsProcess;
+pub use relay::{relay, Relay};
 pub use sweep::sweep_leftovers;
 
 use lan::LanPort;
@@ -47,8 +49,8 @@ const POD_START_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ClusterConfig {
     /// Number of nodes, 1 to [`MAX_NODES`].
     pub nodes: usize,
-    /// The `gatehouse-echo` binary that echo pods run (in tests of this
-    /// package: `env!("CARGO_BIN_EXE_gatehouse-echo")`).
+    /// The `gatehouse-echo` binary that echo pods run (in tests:
+    /// `local::binary("gatehouse-echo")`, built by `cargo build --workspace --bins`).
     pub echo_binary: PathBuf,
 }
 

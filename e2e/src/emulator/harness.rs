@@ -80,6 +80,11 @@ impl TestApi {
         self.emulator.as_ref()
     }
 
+    /// The emulator, mutably (for restarts).
+    pub fn emulator_mut(&mut self) -> Option<&mut Emulator> {
+        self.emulator.as_mut()
+    }
+
     pub fn is_emulated(&self) -> bool {
         self.emulator.is_some()
     }

@@ -12,6 +12,7 @@ use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited, StreamB
 use hyper::body::{Frame, Incoming};
 use serde_json::{json, Value};
 
+use super::audit::{self, AuditEntry};
 use super::discovery;
 use super::engine::{DeleteOutcome, ListPage, Selectors, WriteOptions};
 use super::error::ApiError;
@@ -37,10 +38,32 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let response = match serve(shared, request).await {
+    let user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let response = match serve(shared.clone(), request).await {
         Ok(response) => response,
         Err(error) => error_response(&error),
     };
+    if method != Method::GET && method != Method::HEAD {
+        let leases = shared
+            .lock()
+            .map(|s| audit::leases(&s.store))
+            .unwrap_or_default();
+        if let Ok(mut log) = shared.audit.lock() {
+            log.push(AuditEntry {
+                at: std::time::SystemTime::now(),
+                method: method.to_string(),
+                path: path.clone(),
+                user_agent,
+                status: response.status().as_u16(),
+                leases,
+            });
+        }
+    }
     tracing::debug!(%method, %path, status = response.status().as_u16(), "kube-emulator request");
     Ok(response)
 }

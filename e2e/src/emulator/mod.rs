@@ -12,6 +12,7 @@
 //! # drop(client); Ok(()) }
 //! ```
 
+mod audit;
 mod convert;
 mod crd;
 mod defaults;
@@ -38,6 +39,7 @@ mod store;
 mod validation;
 mod watch;
 
+pub use audit::{AuditEntry, LeaseView};
 pub use error::{ApiError, EmulatorError};
 pub use harness::{TestApi, KUBECONFIG_ENV};
 pub use server::{Emulator, EmulatorConfig};

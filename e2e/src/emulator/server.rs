@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::audit::AuditEntry;
 use super::error::{ApiError, EmulatorError};
 use super::http::handle;
 use super::kubeconfig;
@@ -49,6 +50,10 @@ pub struct Shared {
     pub config: EmulatorConfig,
     /// Flips (or closes) when the emulator stops.
     pub shutdown: watch::Receiver<bool>,
+    /// Bumped to end every open connection and watch at once (a restart).
+    pub disconnects: watch::Sender<u64>,
+    /// Every write served, in order.
+    pub audit: Mutex<Vec<AuditEntry>>,
 }
 
 impl Shared {
@@ -112,6 +117,8 @@ impl Emulator {
             changes,
             config,
             shutdown: shutdown_rx,
+            disconnects: watch::channel(0).0,
+            audit: Mutex::new(Vec::new()),
         });
         let accept_loop = tokio::spawn(accept_loop(listener, shared.clone()));
         tracing::info!(%addr, "kube-emulator listening");
@@ -167,6 +174,37 @@ impl Emulator {
         }
     }
 
+    /// Every write served so far (oldest first).
+    pub fn audit(&self) -> Vec<AuditEntry> {
+        self.shared
+            .audit
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
+    }
+
+    /// Restarts the API server as clients see it: every connection and
+    /// watch ends, nothing is accepted for `downtime`, then it serves again
+    /// on the same address with the same objects (etcd survives a restart).
+    pub async fn restart(&mut self, downtime: Duration) -> Result<(), EmulatorError> {
+        self.accept_loop.abort();
+        let _ = (&mut self.accept_loop).await;
+        self.shared.disconnects.send_modify(|n| *n += 1);
+        tokio::time::sleep(downtime).await;
+        let bind_error = |source| EmulatorError::Bind {
+            addr: self.addr.to_string(),
+            source,
+        };
+        // The old listener is gone; the port is ours to take again.
+        let socket = tokio::net::TcpSocket::new_v4().map_err(bind_error)?;
+        socket.set_reuseaddr(true).map_err(bind_error)?;
+        socket.bind(self.addr).map_err(bind_error)?;
+        let listener = socket.listen(1024).map_err(bind_error)?;
+        self.accept_loop = tokio::spawn(accept_loop(listener, self.shared.clone()));
+        tracing::info!(addr = %self.addr, "kube-emulator restarted");
+        Ok(())
+    }
+
     /// Stops serving (the same as dropping the handle).
     pub fn shutdown(self) {
         drop(self);
@@ -198,6 +236,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let shared = shared.clone();
         tokio::spawn(async move {
             let mut shutdown = shared.shutdown.clone();
+            let mut disconnects = shared.disconnects.subscribe();
             let service = service_fn(move |request| handle(shared.clone(), request));
             let builder = auto::Builder::new(TokioExecutor::new());
             let connection = builder.serve_connection(TokioIo::new(stream), service);
@@ -208,6 +247,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     }
                 }
                 _ = shutdown.changed() => {}
+                _ = disconnects.changed() => {}
             }
         });
     }

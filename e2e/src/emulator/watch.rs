@@ -87,6 +87,7 @@ impl WatchStream {
     async fn run(&mut self, start: Start) {
         let mut changes = self.shared.changes.subscribe();
         let mut shutdown = self.shared.shutdown.clone();
+        let mut disconnects = self.shared.disconnects.subscribe();
         let (mut cursor, initial) = self.begin(start);
         for frame in initial {
             if !self.send(frame).await {
@@ -109,6 +110,7 @@ impl WatchStream {
                 () = &mut deadline => return,
                 () = self.tx.closed() => return,
                 _ = shutdown.changed() => return,
+                _ = disconnects.changed() => return,
             };
             let (frames, next, gone) = self.catch_up(cursor);
             cursor = next;

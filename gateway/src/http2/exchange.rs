@@ -181,7 +181,8 @@ impl Exchange<'_> {
         write_flush(&mut up.stream, out, self.engine.upstream.write_timeout)
             .await
             .map_err(UpstreamError::Send)?;
-        self.read_head(&mut up.stream, resp).await
+        let timeout = Some(self.engine.upstream.read_timeout);
+        self.read_head(&mut up.stream, resp, timeout).await
     }
 
     /// Sends the head, then the body as the client sends it, while waiting
@@ -198,7 +199,7 @@ impl Exchange<'_> {
             .map_err(UpstreamError::Send)?;
         let (mut up_read, mut up_write) = up.stream.split();
         let limits = UploadLimits {
-            client: self.engine.client_timeout,
+            client: self.engine.client_body_timeout,
             upstream: self.engine.upstream.write_timeout,
         };
         let chunked = self.framing == Framing::Chunked;
@@ -212,7 +213,9 @@ impl Exchange<'_> {
                         r?;
                         upload_done = true;
                     }
-                    h = self.read_head(&mut up_read, resp) => break (h?, upload_done),
+                    // The upstream read timeout starts once the whole
+                    // request is sent; until then the upload's limits apply.
+                    h = self.read_head(&mut up_read, resp, upload_done.then_some(self.engine.upstream.read_timeout)) => break (h?, upload_done),
                 }
             }
         };
@@ -225,8 +228,8 @@ impl Exchange<'_> {
         &self,
         up: &mut R,
         resp: &mut BytesMut,
+        timeout: Option<Duration>,
     ) -> Result<UpstreamHead, UpstreamError> {
-        let timeout = self.engine.upstream.read_timeout;
         let head = read_response_head(up, resp, self.is_head, timeout, |parsed| {
             let meta = parsed.meta;
             if meta.status == 101 {
@@ -304,6 +307,7 @@ impl Exchange<'_> {
         tracing::warn!("upstream request failed ({status}): {e}");
         let body = match status {
             400 => reply::BAD_REQUEST,
+            408 => reply::REQUEST_TIMEOUT,
             504 => reply::GATEWAY_TIMEOUT,
             _ => reply::BAD_GATEWAY,
         };
