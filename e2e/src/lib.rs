@@ -1,6 +1,7 @@
 //! Gatehouse's end-to-end harness: helpers that run the real binaries, and
 //! (see the modules) the Kubernetes API emulator and the simulated cluster.
 
+pub mod attack;
 pub mod client;
 pub mod cluster;
 pub mod emulator;
