@@ -136,7 +136,8 @@ async fn handle(
         return local(respond, 400, reply::BAD_REQUEST, None, Some(target));
     };
     let mut out = Vec::with_capacity(512);
-    write_upstream_head(&mut out, parts, authority, client, framing);
+    let underscores = engine.allow_underscores_in_headers;
+    write_upstream_head(&mut out, parts, authority, client, framing, underscores);
     let exchange = Exchange {
         engine,
         target: &target,

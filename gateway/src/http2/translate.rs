@@ -28,13 +28,15 @@ pub(super) fn request_framing(headers: &http::HeaderMap, body: &RecvStream) -> O
 
 /// The HTTP/1.1 request head: `Host` from `:authority`, the cookies HTTP/2
 /// may split joined again (RFC 9113 §8.2.3), connection-specific fields
-/// dropped, forwarding fields set.
+/// dropped, forwarding fields set; names with `_` dropped unless
+/// `allow_underscores`, as for HTTP/1.x.
 pub(super) fn write_upstream_head(
     out: &mut Vec<u8>,
     parts: &http::request::Parts,
     authority: &str,
     client: &ClientInfo,
     framing: Framing,
+    allow_underscores: bool,
 ) {
     out.clear();
     out.extend_from_slice(parts.method.as_str().as_bytes());
@@ -64,6 +66,7 @@ pub(super) fn write_upstream_head(
             || n == "transfer-encoding"
             || head::is_hop_by_hop(n)
             || head::is_forwarding_field(n)
+            || head::dropped_name(n, allow_underscores)
         {
             continue;
         }
@@ -123,4 +126,47 @@ pub(super) fn to_h2_response(
     builder.body(()).map_err(|_| {
         UpstreamError::BadHead(head::HeadError::Malformed(httparse::Error::HeaderValue))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream_head(allow_underscores: bool) -> String {
+        let (parts, ()) = http::Request::builder()
+            .uri("http://a.test/p")
+            .header("x_auth_user", "admin")
+            .header("x-auth-user", "alice")
+            .header("accept", "*/*")
+            .body(())
+            .map(http::Request::into_parts)
+            .unwrap_or_else(|e| panic!("request: {e}"));
+        let client = ClientInfo {
+            ip: Some("192.0.2.1".into()),
+            server_port: Some("80".into()),
+            tls: false,
+        };
+        let mut out = Vec::new();
+        write_upstream_head(
+            &mut out,
+            &parts,
+            "a.test",
+            &client,
+            Framing::None,
+            allow_underscores,
+        );
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn field_names_with_underscores_are_dropped_unless_allowed() {
+        let dropped = upstream_head(false);
+        assert!(!dropped.contains("x_auth_user"), "{dropped}");
+        assert!(dropped.contains("x-auth-user: alice\r\n"), "{dropped}");
+        assert!(dropped.contains("accept: */*\r\n"), "{dropped}");
+
+        let kept = upstream_head(true);
+        assert!(kept.contains("x_auth_user: admin\r\n"), "{kept}");
+        assert!(kept.contains("x-auth-user: alice\r\n"), "{kept}");
+    }
 }
