@@ -587,3 +587,37 @@ async fn header_list_bombs_are_refused() {
         );
     }
 }
+
+/// Issue 10, the underscore rule: `x_auth_user` could stand in for
+/// `X-Auth-User` in a CGI-style backend, so HTTP/2 requests lose it on
+/// the way upstream as HTTP/1.x ones do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_names_with_underscores_are_not_sent_upstream() {
+    let rig = Rig::start(&[], hang_or_ok).await;
+    let mut c = rig.attacker(&[]).await;
+    let extra = [("x_auth_user", "admin"), ("x-auth-user", "alice")];
+    let block = raw_h2::request_block("GET", HOST, "/underscore", &extra);
+    c.send(&raw_h2::headers(1, &block, true, true))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        let found = rig
+            .upstream
+            .requests()
+            .into_iter()
+            .find(|r| r.target == "/underscore");
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "request never reached the upstream\n{}",
+            rig.lg.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(seen.headers.get("x-auth-user"), Some("alice"));
+    assert_eq!(seen.headers.get("x_auth_user"), None, "{:?}", seen.headers);
+    rig.honest().await;
+}
