@@ -5,6 +5,7 @@
 #
 #   scripts/bench.sh            # full run (~20 minutes on 2 cores)
 #   scripts/bench.sh --quick    # a few seconds per cell, to check the suite
+#   scripts/bench.sh --soak     # honest load while attackers run (~2 minutes)
 #   scripts/bench.sh --help     # every option of the driver
 #
 # Loopback only. Every process the run starts is stopped, also on Ctrl-C.
@@ -20,5 +21,5 @@ ulimit -n 65536 2>/dev/null || true
 
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release \
-  --bin gatehouse-gateway --bin gatehouse-controller --bin gatehouse-echo --bin gatehouse-bench
+  --bin gatehouse-gateway --bin gatehouse-controller --bin gatehouse-echo --bin gatehouse-attack --bin gatehouse-bench
 exec "$target/release/gatehouse-bench" --bin-dir "$target/release" "$@"

@@ -12,6 +12,7 @@ mod propagation;
 mod proxies;
 mod report;
 mod routes;
+mod soak;
 mod sysstat;
 mod throughput;
 
@@ -82,6 +83,19 @@ struct Args {
     /// Directory for configs, logs and results [default: a new one under /tmp].
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Run the soak instead of the throughput and propagation runs: honest
+    /// load on the gateway before, during and after an attacker mix, with
+    /// its RSS and open descriptors.
+    #[arg(long)]
+    soak: bool,
+    /// Seconds of honest load per soak phase [default: 20, quick: 3].
+    #[arg(long)]
+    soak_seconds: Option<u64>,
+    /// Soak attackers as kind=count (kinds: slow-heads, slow-bodies,
+    /// idle-h2, paced-reset, zero-window, floods) [default: slow-heads=100,
+    /// slow-bodies=100, idle-h2=500, paced-reset=4, zero-window=4, floods=3].
+    #[arg(long, value_delimiter = ',')]
+    soak_mix: Vec<String>,
     /// Extra flag for the gateway under test (repeatable), for experiments.
     #[arg(long = "gateway-arg", allow_hyphen_values = true)]
     gateway_args: Vec<String>,
@@ -135,6 +149,46 @@ fn main() -> anyhow::Result<()> {
         work.display()
     );
 
+    if args.soak {
+        let mut layout = layout(&args, &work, bin("gatehouse-gateway")?);
+        // Client limits short enough that the attackers are cut off (and
+        // come back) within a phase; a --gateway-arg given comes later and wins.
+        let mut gateway_args: Vec<String> = soak::GATEWAY_ARGS.map(String::from).to_vec();
+        gateway_args.append(&mut layout.gateway_args);
+        layout.gateway_args = gateway_args;
+        let phase = Duration::from_secs(args.soak_seconds.unwrap_or(if quick { 3 } else { 20 }));
+        let plan = soak::Plan {
+            phase,
+            ramp: (phase / 4).max(Duration::from_secs(1)),
+            settle: (phase / 4).max(Duration::from_secs(1)),
+            mix: if args.soak_mix.is_empty() {
+                soak::default_mix()
+            } else {
+                args.soak_mix.clone()
+            },
+            http1_connections: 20,
+            http2_connections: 10,
+            http2_streams: 4,
+            attack_bin: bin("gatehouse-attack")?,
+            echo_bin: bin("gatehouse-echo")?,
+        };
+        println!(
+            "soak: {} s per phase, attackers: {}",
+            phase.as_secs(),
+            plan.mix.join(", ")
+        );
+        let report = soak::run(&plan, &layout)?;
+        let section = format!(
+            "\n### Soak (gateway alone, 10 routes)\n\n{}",
+            soak::table(&plan, &report)
+        );
+        print!("{section}");
+        summary += &section;
+        std::fs::write(work.join("results.md"), &summary)?;
+        println!("\nresults: {}", work.join("results.md").display());
+        return Ok(());
+    }
+
     if !args.skip_throughput {
         let mut loads: Vec<Load> = args
             .http1_connections
@@ -158,13 +212,7 @@ fn main() -> anyhow::Result<()> {
             rig_core: args.rig_cpu,
             max_quiet_wait: Duration::from_secs(args.max_quiet_wait),
         };
-        let layout = proxies::Layout {
-            dir: work.clone(),
-            gateway_bin: bin("gatehouse-gateway")?,
-            proxy_cpus: CpuList(args.proxy_cpu.to_string()),
-            rig_cpus: CpuList(args.rig_cpu.to_string()),
-            gateway_args: args.gateway_args.clone(),
-        };
+        let layout = layout(&args, &work, bin("gatehouse-gateway")?);
         println!(
             "throughput: {} repetitions × {} route sets × {} loads, {} s each after {} s warm-up",
             plan.repetitions,
@@ -222,6 +270,17 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(work.join("results.md"), &summary)?;
     println!("\nresults: {}", work.join("results.md").display());
     Ok(())
+}
+
+/// Where the proxies' files go and which CPUs run what.
+fn layout(args: &Args, work: &Path, gateway_bin: PathBuf) -> proxies::Layout {
+    proxies::Layout {
+        dir: work.to_path_buf(),
+        gateway_bin,
+        proxy_cpus: CpuList(args.proxy_cpu.to_string()),
+        rig_cpus: CpuList(args.rig_cpu.to_string()),
+        gateway_args: args.gateway_args.clone(),
+    }
 }
 
 /// Machine, tools, date and pinning: what the numbers depend on.

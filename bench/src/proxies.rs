@@ -6,6 +6,7 @@ use crate::http_probe::{free_ports, wait_for_port, Probe, ProbeError};
 use crate::nginx_conf::{self, UPSTREAM_BODY};
 use crate::procs::{CpuList, Proc, ProcError};
 use crate::routes::{gateway_snapshot, RouteSet};
+use gatehouse_model::SnapshotFrame;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -106,6 +107,22 @@ pub fn start_upstream(
     Ok((p, ports))
 }
 
+/// A `gatehouse-echo` upstream on the rig's CPUs: it answers after
+/// `?delay_ms=N`, so requests to it hold their upstream connection.
+pub fn start_echo(layout: &Layout, echo_bin: &Path) -> Result<(Proc, SocketAddr), SetupError> {
+    let [addr] = ports::<1>()?;
+    let args = vec!["--listen".into(), addr.to_string()];
+    let mut p = Proc::spawn(
+        "echo",
+        &echo_bin.display().to_string(),
+        &args,
+        Some(&layout.rig_cpus),
+        &layout.dir,
+    )?;
+    listening(&mut p, "echo", addr)?;
+    Ok((p, addr))
+}
+
 /// Starts nginx, HAProxy and the gateway for `routes`, each on the proxy
 /// CPUs with one worker, and checks that each routes the load hosts.
 pub fn start_proxies(
@@ -150,12 +167,36 @@ pub fn start_proxies(
     )?;
     out.push(ready(ProxyKind::Haproxy, p, h1, h2)?);
 
+    let frame = gateway_snapshot(routes, upstreams);
+    out.push(spawn_gateway(layout, &frame, &tag)?);
+
+    for ep in &mut out {
+        check_routes(ep, routes)?;
+    }
+    Ok(out)
+}
+
+/// Starts the gateway alone with `frame` (the soak), checked to route
+/// `routes`.
+pub fn start_gateway(
+    layout: &Layout,
+    routes: RouteSet,
+    frame: &SnapshotFrame,
+) -> Result<Endpoint, SetupError> {
+    let mut ep = spawn_gateway(layout, frame, "soak")?;
+    check_routes(&mut ep, routes)?;
+    Ok(ep)
+}
+
+/// The gateway on the proxy CPUs with one worker thread, from a snapshot file.
+fn spawn_gateway(
+    layout: &Layout,
+    frame: &SnapshotFrame,
+    tag: &str,
+) -> Result<Endpoint, SetupError> {
     let [h1, admin] = ports::<2>()?;
     let snapshot = layout.dir.join(format!("snapshot-{tag}.json"));
-    write(
-        &snapshot,
-        &serde_json::to_string(&gateway_snapshot(routes, upstreams))?,
-    )?;
+    write(&snapshot, &serde_json::to_string(frame)?)?;
     let mut args: Vec<String> = vec![
         "--snapshot-file".into(),
         snapshot.display().to_string(),
@@ -176,12 +217,7 @@ pub fn start_proxies(
         &layout.dir,
     )?;
     // One listener serves HTTP/1.1 and HTTP/2 prior knowledge.
-    out.push(ready(ProxyKind::Gatehouse, p, h1, h1)?);
-
-    for ep in &mut out {
-        check_routes(ep, routes)?;
-    }
-    Ok(out)
+    ready(ProxyKind::Gatehouse, p, h1, h1)
 }
 
 /// The upstream as a measured endpoint (no proxy in between).

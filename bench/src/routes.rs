@@ -99,6 +99,33 @@ pub fn gateway_snapshot(routes: RouteSet, upstreams: &[SocketAddr]) -> SnapshotF
     }
 }
 
+/// Adds host `host` (prefix `/`) with a backend of its own at `address`.
+pub fn add_host(frame: &mut SnapshotFrame, host: &str, address: SocketAddr) {
+    let name = host.split('.').next().unwrap_or(host);
+    let id = BackendId::new("bench", name, &PortRef::Number(80));
+    frame.snapshot.backends.insert(
+        id.clone(),
+        Backend {
+            service: ObjectRef::new("Service", "bench", name),
+            port: PortRef::Number(80),
+            endpoints: vec![Endpoint {
+                address,
+                target: Some(name.to_owned()),
+                node: None,
+            }],
+        },
+    );
+    frame.snapshot.virtual_hosts.push(VirtualHost {
+        host: HostMatch::Exact(host.to_owned()),
+        routes: vec![Route {
+            path: PathMatch::Prefix("/".into()),
+            backend: id,
+            source: ObjectRef::new("Ingress", "bench", name),
+            redirect_to_https: false,
+        }],
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +173,26 @@ mod tests {
             Some(&BackendId::new("bench", "b3", &PortRef::Number(80)))
         );
         assert_eq!(router.find("r25.bench.test", "/"), None);
+    }
+
+    #[test]
+    fn added_hosts_route_to_their_own_backend() {
+        let upstreams = [SocketAddr::from(([127, 0, 0, 1], 20_000))];
+        let mut frame = gateway_snapshot(RouteSet { count: 1 }, &upstreams);
+        add_host(
+            &mut frame,
+            "slow.bench.test",
+            SocketAddr::from(([127, 0, 0, 1], 30_000)),
+        );
+        assert!(frame.snapshot.validate().is_ok());
+        let router = gatehouse_model::Router::from_snapshot(
+            &frame.snapshot,
+            |_, r| r.backend.clone(),
+            |id| id.clone(),
+        );
+        assert_eq!(
+            router.find("slow.bench.test", "/x"),
+            Some(&BackendId::new("bench", "slow", &PortRef::Number(80)))
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! Gatehouse's end-to-end harness: helpers that run the real binaries, and
 //! (see the modules) the Kubernetes API emulator and the simulated cluster.
 
+pub mod attack;
 pub mod client;
 pub mod cluster;
 pub mod emulator;
 pub mod kube_mode;
 pub mod local;
+pub mod raw_h2;
 pub mod raw_http;
 pub mod rig;
 pub mod tls;

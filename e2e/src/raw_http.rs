@@ -573,6 +573,8 @@ struct State {
     seen: Mutex<Vec<Seen>>,
     count: watch::Sender<usize>,
     connections: AtomicUsize,
+    /// Connections open now.
+    open: AtomicUsize,
     /// Connections the upstream closed itself (after `SendAndClose` or
     /// `SendThenCloseAfter`).
     closed: watch::Sender<usize>,
@@ -605,6 +607,7 @@ impl FakeUpstream {
             seen: Mutex::new(Vec::new()),
             count: watch::channel(0).0,
             connections: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
             closed: watch::channel(0).0,
             peer_closed: watch::channel(0).0,
         });
@@ -618,7 +621,12 @@ impl FakeUpstream {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
                         let n = accept_state.connections.fetch_add(1, Ordering::SeqCst) + 1;
-                        connections.spawn(serve(Conn::new(stream), n, accept_state.clone()));
+                        let state = accept_state.clone();
+                        state.open.fetch_add(1, Ordering::SeqCst);
+                        connections.spawn(async move {
+                            serve(Conn::new(stream), n, state.clone()).await;
+                            state.open.fetch_sub(1, Ordering::SeqCst);
+                        });
                     }
                     Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 }
@@ -644,6 +652,12 @@ impl FakeUpstream {
     /// Connections accepted so far (the readiness probe's included).
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Connections open now: accepted and neither closed by the peer nor by
+    /// the upstream itself.
+    pub fn open_connections(&self) -> usize {
+        self.state.open.load(Ordering::SeqCst)
     }
 
     /// Waits until at least `n` requests were recorded.

@@ -98,3 +98,42 @@ fn benchmark_suite_runs_end_to_end_and_stops_everything() {
     let left = processes_mentioning(&work_dir.display().to_string());
     assert!(left.is_empty(), "processes left running: {left:#?}");
 }
+
+#[test]
+fn soak_mode_runs_and_stops_everything() {
+    let bench = binary("gatehouse-bench").unwrap();
+    let bin_dir = bench.parent().unwrap().to_path_buf();
+    let work = tempfile::tempdir().unwrap();
+    let work_dir = work.path().join("soak");
+    let out = Command::new(&bench)
+        .args(["--bin-dir", bin_dir.to_str().unwrap()])
+        .args(["--work-dir", work_dir.to_str().unwrap()])
+        .args(["--soak", "--soak-seconds", "1"])
+        .args([
+            "--soak-mix",
+            "slow-heads=5,slow-bodies=5,idle-h2=20,paced-reset=1,zero-window=1,floods=3",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "soak failed\n{stdout}\n{stderr}");
+
+    let results = std::fs::read_to_string(work_dir.join("results.md")).unwrap();
+    for phase in ["before", "during", "after"] {
+        let row = results
+            .lines()
+            .find(|l| l.starts_with(&format!("| {phase} |")))
+            .unwrap_or_else(|| panic!("no {phase} row in\n{results}"));
+        // Honest clients were served in every phase.
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        for rate in [cells[2], cells[5]] {
+            let k: f64 = rate.trim_end_matches('k').parse().unwrap();
+            assert!(k > 0.0, "{row}");
+        }
+    }
+    assert!(results.contains("attackers: connections="), "{results}");
+
+    let left = processes_mentioning(&work_dir.display().to_string());
+    assert!(left.is_empty(), "processes left running: {left:#?}");
+}

@@ -15,6 +15,11 @@ pub const CONTROLLER_CONNECTED: &str = "gatehouse_gateway_controller_connected";
 pub const UPSTREAM_RETRIES: &str = "gatehouse_gateway_upstream_retries_total";
 pub const OPEN_CONNECTIONS: &str = "gatehouse_gateway_open_connections";
 pub const CERTIFICATE_EXPIRY: &str = "gatehouse_gateway_tls_certificate_expiry_seconds";
+pub const HTTP2_CLIENT_RESETS: &str = "gatehouse_gateway_http2_client_resets_total";
+pub const HTTP2_REFUSED_STREAMS: &str = "gatehouse_gateway_http2_refused_streams_total";
+pub const HTTP2_STALLED_STREAMS: &str = "gatehouse_gateway_http2_stalled_streams_total";
+pub const HTTP2_CONNECTIONS_CLOSED: &str = "gatehouse_gateway_http2_connections_closed_total";
+
 pub const CONNECTIONS_REFUSED: &str = "gatehouse_gateway_connections_refused_total";
 pub const MAX_CONNECTIONS: &str = "gatehouse_gateway_max_connections";
 
@@ -62,6 +67,15 @@ pub fn describe() {
         CERTIFICATE_EXPIRY,
         "Seconds until the certificate expires (NaN: no longer in use)."
     );
+    describe_counter!(HTTP2_CLIENT_RESETS, "HTTP/2 streams the client reset while the gateway was still working on them (their upstream exchange is dropped).");
+    describe_counter!(HTTP2_REFUSED_STREAMS, "HTTP/2 streams refused (REFUSED_STREAM) because their connection already had the maximum number of streams in progress.");
+    describe_counter!(HTTP2_STALLED_STREAMS, "HTTP/2 streams reset because the client granted no flow-control window for --client-timeout.");
+    describe_counter!(HTTP2_CONNECTIONS_CLOSED, "HTTP/2 connections the gateway closed, by reason: idle (no stream for --client-timeout), preface_timeout, reset_flood, protocol_error (ended by the HTTP/2 layer, floods included).");
+}
+
+/// Counts an HTTP/2 connection the gateway closed.
+pub fn http2_connection_closed(reason: &'static str) {
+    metrics::counter!(HTTP2_CONNECTIONS_CLOSED, "reason" => reason).increment(1);
 }
 
 /// Status codes with a pre-resolved counter; others take the slow path.

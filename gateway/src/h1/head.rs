@@ -358,6 +358,13 @@ pub struct ClientInfo {
     pub tls: bool,
 }
 
+/// Whether a request field of this name is dropped: names with `_`
+/// unless `allow_underscores` (`--allow-underscores-in-headers`), for
+/// HTTP/1.x and HTTP/2 requests alike.
+pub fn dropped_name(name: &str, allow_underscores: bool) -> bool {
+    !allow_underscores && name.as_bytes().contains(&b'_')
+}
+
 /// Writes the request head sent upstream: origin-form target, HTTP/1.1,
 /// hop-by-hop fields dropped, one `Content-Length` with the value the body
 /// is framed by, forwarding fields set (X-Forwarded-For appended to, the
@@ -397,9 +404,7 @@ pub fn write_upstream_request(
         if meta.names_fields && listed_in_connection(headers, name) {
             continue;
         }
-        if name.eq_ignore_ascii_case("content-length")
-            || (!allow_underscores && name.as_bytes().contains(&b'_'))
-        {
+        if name.eq_ignore_ascii_case("content-length") || dropped_name(name, allow_underscores) {
             continue;
         }
         if name.eq_ignore_ascii_case("host") {
