@@ -30,7 +30,9 @@ use gatehouse_e2e::emulator::TestApi;
 use gatehouse_e2e::tools::{helm_binary, run_helm};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Container, PodSpec, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    Container, PodSpec, Secret, Service, ServiceAccount, ServicePort,
+};
 use k8s_openapi::api::networking::v1::{IngressClass, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
@@ -547,6 +549,27 @@ fn secret_file(pod: &PodSpec, container: &Container, file: &std::path::Path) -> 
     (secret.secret_name.clone().unwrap(), key)
 }
 
+/// The Secret a component's stream certificate is in: the existing one the
+/// values name, else the one the chart makes.
+fn stream_secret(values: &Value, component: &str, workload: String) -> String {
+    values["snapshotTLS"]["existingSecrets"][component]
+        .as_str()
+        .map_or_else(|| format!("{workload}-stream-tls"), str::to_string)
+}
+
+/// A named port of a rendered Service.
+fn service_port(r: &Rendered, service: &str, port: &str) -> ServicePort {
+    let rendered: Service = r.one("Service", service);
+    rendered
+        .spec
+        .unwrap()
+        .ports
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name.as_deref() == Some(port))
+        .unwrap_or_else(|| panic!("{}: Service {service} has no port {port}", r.case))
+}
+
 /// Each file named by a flag is the given key of `secret`, mounted.
 fn assert_files_from(
     case: &str,
@@ -604,10 +627,7 @@ fn check_controller(r: &Rendered, values: &Value, pod: &PodSpec, container: &Con
     let args = parse_controller(case, container);
     assert!(args.manifests.is_none(), "{case}: cluster mode");
     // The stream's TLS files come from the controller's certificate Secret.
-    let expected_secret = values["snapshotTLS"]["existingSecrets"]["controller"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{}-stream-tls", controller_name()));
+    let expected_secret = stream_secret(values, "controller", controller_name());
     let files = [
         (&args.snapshot_tls_cert, "tls.crt"),
         (&args.snapshot_tls_key, "tls.key"),
@@ -615,15 +635,7 @@ fn check_controller(r: &Rendered, values: &Value, pod: &PodSpec, container: &Con
     ];
     assert_files_from(case, pod, container, &files, &expected_secret);
     // The stream Service reaches the port the controller serves on.
-    let service: Service = r.one("Service", &controller_name());
-    let stream = service
-        .spec
-        .unwrap()
-        .ports
-        .unwrap()
-        .into_iter()
-        .find(|p| p.name.as_deref() == Some("stream"))
-        .unwrap();
+    let stream = service_port(r, &controller_name(), "stream");
     assert_eq!(
         named_container_port(container, &stream.target_port.unwrap()),
         i32::from(args.snapshot_addr.port()),
@@ -693,25 +705,13 @@ fn check_gateway(r: &Rendered, values: &Value, pod: &PodSpec, container: &Contai
     // It dials the controller's stream Service by the name its certificate holds.
     let url = args.controller.clone().expect("--controller");
     let service_host = format!("{}.{NAMESPACE}.svc", controller_name());
-    let service: Service = r.one("Service", &controller_name());
-    let stream_port = service
-        .spec
-        .unwrap()
-        .ports
-        .unwrap()
-        .into_iter()
-        .find(|p| p.name.as_deref() == Some("stream"))
-        .unwrap()
-        .port;
+    let stream_port = service_port(r, &controller_name(), "stream").port;
     assert_eq!(
         url,
         format!("https://{service_host}:{stream_port}"),
         "{case}"
     );
-    let expected_secret = values["snapshotTLS"]["existingSecrets"]["gateway"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{}-stream-tls", gateway_name()));
+    let expected_secret = stream_secret(values, "gateway", gateway_name());
     let files = [
         (&args.controller_ca, "ca.crt"),
         (&args.controller_client_cert, "tls.crt"),
@@ -829,7 +829,8 @@ fn hardening_problems(pod: &PodSpec) -> Vec<String> {
         }
         let added = caps.add.unwrap_or_default();
         let low_port = c.ports.iter().flatten().any(|p| p.container_port < 1024);
-        if !added.is_empty() && !(added == ["NET_BIND_SERVICE"] && low_port) {
+        let allowed = added.is_empty() || (added == ["NET_BIND_SERVICE"] && low_port);
+        if !allowed {
             problems.push(format!("{name}: adds capabilities {added:?}"));
         }
         let requests = c

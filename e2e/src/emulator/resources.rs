@@ -573,5 +573,48 @@ mod tests {
             .resolve("networking.k8s.io", "v1beta1", "ingresses")
             .is_none());
         assert!(registry.groups().contains(&"events.k8s.io".to_string()));
+        // What a Helm chart installs besides the kinds the controller reads.
+        for (group, version, plural, kind) in [
+            ("apps", "v1", "deployments", "Deployment"),
+            ("apps", "v1", "daemonsets", "DaemonSet"),
+            (
+                "rbac.authorization.k8s.io",
+                "v1",
+                "clusterroles",
+                "ClusterRole",
+            ),
+            (
+                "policy",
+                "v1",
+                "poddisruptionbudgets",
+                "PodDisruptionBudget",
+            ),
+            (
+                "autoscaling",
+                "v2",
+                "horizontalpodautoscalers",
+                "HorizontalPodAutoscaler",
+            ),
+            (
+                "networking.k8s.io",
+                "v1",
+                "networkpolicies",
+                "NetworkPolicy",
+            ),
+            ("", "v1", "serviceaccounts", "ServiceAccount"),
+        ] {
+            let info = registry.resolve(group, version, plural);
+            assert_eq!(
+                info.map(|i| i.kind.as_str()),
+                Some(kind),
+                "{group}/{plural}"
+            );
+        }
+        assert!(
+            !registry
+                .get("rbac.authorization.k8s.io", "clusterroles")
+                .unwrap()
+                .namespaced
+        );
     }
 }
