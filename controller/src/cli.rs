@@ -109,6 +109,25 @@ pub struct Args {
     #[arg(long, env = "GATEHOUSE_LEADER_ELECTION_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
     pub leader_election_retry_period: Duration,
 
+    /// Cluster mode: give `type: LoadBalancer` Services with this
+    /// `spec.loadBalancerClass` addresses from the IPPools.
+    #[arg(
+        long,
+        env = "GATEHOUSE_LOAD_BALANCER_CLASS",
+        default_value = crate::lb::DEFAULT_CLASS
+    )]
+    pub load_balancer_class: String,
+
+    /// Leave LoadBalancer Services without a `spec.loadBalancerClass` alone
+    /// (by default they get addresses too, as with MetalLB).
+    #[arg(long, env = "GATEHOUSE_NO_DEFAULT_LOAD_BALANCER_CLASS")]
+    pub no_default_load_balancer_class: bool,
+
+    /// Allocate no load-balancer addresses at all (on a cloud, whose load
+    /// balancer does): IPPools and LoadBalancer Services are not watched.
+    #[arg(long, env = "GATEHOUSE_NO_LOAD_BALANCER")]
+    pub no_load_balancer: bool,
+
     /// Log format.
     #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

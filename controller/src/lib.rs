@@ -8,6 +8,8 @@
 pub mod admin;
 pub mod cli;
 pub mod cluster;
+pub mod ipam;
+pub mod lb;
 pub mod local;
 pub mod manifests;
 pub mod metrics;

@@ -9,6 +9,8 @@ use gatehouse_controller::cluster::lease::LeaseConfig;
 use gatehouse_controller::cluster::status_plan::PublishSource;
 use gatehouse_controller::cluster::watch::WatchScope;
 use gatehouse_controller::cluster::{self, ClusterOptions};
+use gatehouse_controller::lb::convert::ClassFilter;
+use gatehouse_controller::lb::LbOptions;
 use gatehouse_controller::local;
 use gatehouse_controller::publisher::Publisher;
 use gatehouse_controller::rebuild::Rebuilder;
@@ -196,10 +198,19 @@ fn cluster_options(
         (None, false) => Some(PublishSource::Addresses(args.publish_address.clone())),
         (None, true) => None,
     };
-    Ok(ClusterOptions {
-        scope: WatchScope {
-            namespace: args.watch_namespace.clone(),
+    let scope = WatchScope {
+        namespace: args.watch_namespace.clone(),
+    };
+    let load_balancer = (!args.no_load_balancer).then(|| LbOptions {
+        filter: ClassFilter {
+            class: args.load_balancer_class.clone(),
+            default_class: !args.no_default_load_balancer_class,
         },
+        scope: scope.clone(),
+    });
+    Ok(ClusterOptions {
+        load_balancer,
+        scope,
         lease: LeaseConfig {
             namespace: args
                 .leader_election_namespace

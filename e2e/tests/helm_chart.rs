@@ -697,6 +697,19 @@ fn check_controller(r: &Rendered, values: &Value, pod: &PodSpec, container: &Con
         values["controller"]["watchNamespace"].as_str(),
         "{case}"
     );
+    // The load balancer: off on a cloud; its class; Services without a class.
+    let lb = &values["loadBalancer"];
+    assert_eq!(
+        args.no_load_balancer,
+        lb["enabled"] == false,
+        "{case}: --no-load-balancer"
+    );
+    assert_eq!(args.load_balancer_class, "gatehouse.dev/lb", "{case}");
+    assert_eq!(
+        args.no_default_load_balancer_class,
+        lb["defaultClass"] == false,
+        "{case}: --no-default-load-balancer-class"
+    );
 }
 
 fn check_gateway(r: &Rendered, values: &Value, pod: &PodSpec, container: &Container) {
