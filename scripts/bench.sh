@@ -38,5 +38,6 @@ ulimit -n 65536 2>/dev/null || true
 
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release \
-  --bin gatehouse-gateway --bin gatehouse-controller --bin gatehouse-echo --bin gatehouse-bench
+  --bin gatehouse-gateway --bin gatehouse-controller --bin gatehouse-echo --bin kube-emulator \
+  --bin gatehouse-bench
 exec "$target/release/gatehouse-bench" --bin-dir "$target/release" "$@"

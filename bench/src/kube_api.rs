@@ -1,0 +1,212 @@
+//! Writes to the Kubernetes API (the emulator) over plain HTTP/1.1 with JSON
+//! bodies: create (POST) and merge patch (PATCH), on one keepalive
+//! connection per client. Each write returns the object's new
+//! resourceVersion, which orders writes the way watches deliver them.
+
+use crate::http_probe::{Probe, ProbeError, Request};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Http(#[from] ProbeError),
+    #[error("{method} {path}: HTTP {status}: {body}")]
+    Status {
+        method: String,
+        path: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{method} {path}: the reply is not an object with a resourceVersion: {body}")]
+    Reply {
+        method: String,
+        path: String,
+        body: String,
+    },
+}
+
+/// Where an object lives in the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Namespace,
+    IngressClass,
+    Service,
+    EndpointSlice,
+    Ingress,
+}
+
+impl Resource {
+    /// The collection path (objects of namespaced kinds in `namespace`).
+    pub fn collection(self, namespace: &str) -> String {
+        match self {
+            Resource::Namespace => "/api/v1/namespaces".into(),
+            Resource::IngressClass => "/apis/networking.k8s.io/v1/ingressclasses".into(),
+            Resource::Service => format!("/api/v1/namespaces/{namespace}/services"),
+            Resource::EndpointSlice => {
+                format!("/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices")
+            }
+            Resource::Ingress => {
+                format!("/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses")
+            }
+        }
+    }
+
+    pub fn object(self, namespace: &str, name: &str) -> String {
+        format!("{}/{name}", self.collection(namespace))
+    }
+}
+
+/// One write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    Create {
+        resource: Resource,
+        namespace: String,
+        object: Value,
+    },
+    MergePatch {
+        resource: Resource,
+        namespace: String,
+        name: String,
+        patch: Value,
+    },
+}
+
+/// A client on one keepalive connection.
+pub struct ApiClient {
+    probe: Probe,
+    host: String,
+}
+
+impl ApiClient {
+    pub fn new(addr: SocketAddr) -> Self {
+        ApiClient {
+            probe: Probe::new(addr, Duration::from_secs(30)),
+            host: addr.to_string(),
+        }
+    }
+
+    /// Sends a write; returns the resourceVersion of the written object.
+    pub fn write(&mut self, write: &Write) -> Result<u64, ApiError> {
+        let (method, path, content_type, body) = match write {
+            Write::Create {
+                resource,
+                namespace,
+                object,
+            } => (
+                "POST",
+                resource.collection(namespace),
+                "application/json",
+                object,
+            ),
+            Write::MergePatch {
+                resource,
+                namespace,
+                name,
+                patch,
+            } => (
+                "PATCH",
+                resource.object(namespace, name),
+                "application/merge-patch+json",
+                patch,
+            ),
+        };
+        let bytes = body.to_string().into_bytes();
+        let reply = self.probe.send(&Request {
+            method,
+            host: &self.host,
+            path: &path,
+            body: Some((content_type, &bytes)),
+        })?;
+        let text = || String::from_utf8_lossy(&reply.body).into_owned();
+        if !(200..300).contains(&reply.status) {
+            return Err(ApiError::Status {
+                method: method.into(),
+                path,
+                status: reply.status,
+                body: text(),
+            });
+        }
+        serde_json::from_slice::<Value>(&reply.body)
+            .ok()
+            .and_then(|v| {
+                v.pointer("/metadata/resourceVersion")?
+                    .as_str()?
+                    .parse()
+                    .ok()
+            })
+            .ok_or_else(|| ApiError::Reply {
+                method: method.into(),
+                path,
+                body: text(),
+            })
+    }
+}
+
+/// Sends `writes` over `connections` connections at once (each takes every
+/// `connections`-th write, in order); returns each write's resourceVersion
+/// in the order given.
+pub fn write_all(
+    addr: SocketAddr,
+    writes: &[Write],
+    connections: usize,
+) -> Result<Vec<u64>, ApiError> {
+    let connections = connections.clamp(1, writes.len().max(1));
+    let results: Vec<Result<Vec<u64>, ApiError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..connections)
+            .map(|c| {
+                scope.spawn(move || {
+                    let mut client = ApiClient::new(addr);
+                    writes
+                        .iter()
+                        .skip(c)
+                        .step_by(connections)
+                        .map(|w| client.write(w))
+                        .collect::<Result<Vec<u64>, ApiError>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    });
+    let mut per_connection = Vec::with_capacity(connections);
+    for r in results {
+        per_connection.push(r?.into_iter());
+    }
+    // Interleave back into the given order.
+    let mut out = Vec::with_capacity(writes.len());
+    for i in 0..writes.len() {
+        if let Some(rv) = per_connection[i % connections].next() {
+            out.push(rv);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_follow_the_api_groups() {
+        assert_eq!(
+            Resource::EndpointSlice.object("bench", "a-1"),
+            "/apis/discovery.k8s.io/v1/namespaces/bench/endpointslices/a-1"
+        );
+        assert_eq!(
+            Resource::IngressClass.collection("ignored"),
+            "/apis/networking.k8s.io/v1/ingressclasses"
+        );
+        assert_eq!(
+            Resource::Service.collection("bench"),
+            "/api/v1/namespaces/bench/services"
+        );
+    }
+}
