@@ -91,9 +91,23 @@ pub fn parse_rebuilds(metrics: &str) -> Rebuilds {
     out
 }
 
-pub fn rebuilds(admin: &mut Probe) -> Result<Rebuilds, ProbeError> {
+/// The value of an unlabelled metric (e.g. a gauge) in a Prometheus text
+/// exposition.
+pub fn metric_value(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}
+
+/// The controller's metrics page.
+pub fn metrics_text(admin: &mut Probe) -> Result<String, ProbeError> {
     let reply = admin.get("admin", "/metrics")?;
-    Ok(parse_rebuilds(&String::from_utf8_lossy(&reply.body)))
+    Ok(String::from_utf8_lossy(&reply.body).into_owned())
+}
+
+pub fn rebuilds(admin: &mut Probe) -> Result<Rebuilds, ProbeError> {
+    Ok(parse_rebuilds(&metrics_text(admin)?))
 }
 
 /// The processes a burst talks to.
@@ -206,7 +220,13 @@ mod tests {
                     # TYPE gatehouse_controller_rebuilds_total counter\n\
                     gatehouse_controller_rebuilds_total{kind=\"full\"} 12\n\
                     gatehouse_controller_rebuilds_total{kind=\"endpoints\"} 40\n\
-                    gatehouse_controller_rebuild_duration_seconds_count{kind=\"full\"} 12\n";
+                    gatehouse_controller_rebuild_duration_seconds_count{kind=\"full\"} 12\n\
+                    gatehouse_controller_snapshot_bytes 4194304\n";
+        assert_eq!(
+            metric_value(text, "gatehouse_controller_snapshot_bytes"),
+            Some(4194304.0)
+        );
+        assert_eq!(metric_value(text, "gatehouse_controller_snapshot"), None);
         let r = parse_rebuilds(text);
         assert_eq!(
             r,

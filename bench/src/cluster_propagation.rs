@@ -7,7 +7,9 @@
 //! rebuilds they cost.
 
 use crate::certs::{CertError, StreamCerts};
-use crate::cluster_burst::{self, answered_by, BurstError, BurstKind, BurstResult};
+use crate::cluster_burst::{
+    self, answered_by, metric_value, metrics_text, BurstError, BurstKind, BurstResult,
+};
 use crate::cluster_objects::{self as objects, SWITCH, SWITCH_HOST, TARGET, TARGET_HOST};
 use crate::cluster_timing::{attribute, Change, ChangeKind};
 use crate::http_probe::{free_ports, wait_for_port, Probe};
@@ -106,6 +108,8 @@ pub struct ClusterResult {
     /// Objects created through the API, and how long that took.
     pub objects: usize,
     pub setup: Duration,
+    /// Size of the full snapshot frame (the controller's metric).
+    pub snapshot_bytes: Option<u64>,
     /// Controller start to the gateway serving the first snapshot.
     pub initial: Duration,
     pub ingress_changes: Vec<Change>,
@@ -379,6 +383,10 @@ pub fn run(
         };
         (objects::switch_endpoints(SWITCH, addr), SWITCH_HOST, pod)
     })?;
+    let snapshot_bytes = metrics_text(&mut Probe::new(admin, Duration::from_secs(5)))
+        .ok()
+        .and_then(|m| metric_value(&m, "gatehouse_controller_snapshot_bytes"))
+        .map(|b| b as u64);
     let controller_memory = Memory::of(rig.controller.pid())?;
     let gateway_memory = Memory::of(rig.gateway.pid())?;
     let emulator_memory = Memory::of(rig.emulator.pid())?;
@@ -419,6 +427,7 @@ pub fn run(
         ingresses: plan.ingresses,
         objects: writes.len() + objects::preamble().len(),
         setup,
+        snapshot_bytes,
         initial,
         ingress_changes,
         endpoint_changes,

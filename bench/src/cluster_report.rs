@@ -62,8 +62,8 @@ fn latency_row(out: &mut String, ingresses: usize, kind: ChangeKind, changes: &[
 /// Setup, first snapshot, memory and machine load: one row per scale.
 pub fn resources_table(results: &[ClusterResult]) -> String {
     let mut out = String::from(
-        "| Ingresses | API objects | created in s (writes/s) | first snapshot s | controller RSS (peak) MiB | gateway RSS (peak) MiB | API emulator RSS MiB | other load | steal |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "| Ingresses | API objects | created in s (writes/s) | snapshot MiB | first snapshot s | controller RSS (peak) MiB | gateway RSS (peak) MiB | API emulator RSS MiB | other load | steal |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
         let flag = if r.machine.steal > STEAL_LIMIT || r.machine.other > CONTENTION_LIMIT {
@@ -73,11 +73,12 @@ pub fn resources_table(results: &[ClusterResult]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1} ({:.0}) | {:.2} | {:.0} ({:.0}) | {:.0} ({:.0}) | {:.0} | {:.0}%{flag} | {:.1}% |",
+            "| {} | {} | {:.1} ({:.0}) | {} | {:.2} | {:.0} ({:.0}) | {:.0} ({:.0}) | {:.0} | {:.0}%{flag} | {:.1}% |",
             r.ingresses,
             r.objects,
             r.setup.as_secs_f64(),
             r.objects as f64 / r.setup.as_secs_f64().max(1e-9),
+            show(r.snapshot_bytes.map(|b| b as f64 / (1024.0 * 1024.0)), 1),
             r.initial.as_secs_f64(),
             mib(r.controller.rss_kib),
             mib(r.controller.peak_kib),
@@ -187,6 +188,7 @@ mod tests {
             ingresses: 20,
             objects: 64,
             setup: Duration::from_millis(500),
+            snapshot_bytes: Some(3 << 20),
             initial: Duration::from_millis(1500),
             ingress_changes: vec![change(20), change(30)],
             endpoint_changes: vec![change(16)],
@@ -226,7 +228,7 @@ mod tests {
         );
         let resources = resources_table(std::slice::from_ref(&r));
         assert!(
-            resources.contains("| 20 | 64 | 0.5 (128) | 1.50 | 10 (20) |"),
+            resources.contains("| 20 | 64 | 0.5 (128) | 3.0 | 1.50 | 10 (20) |"),
             "{resources}"
         );
         assert!(resources.contains("50% ⚠"), "{resources}");
