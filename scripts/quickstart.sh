@@ -11,7 +11,11 @@ ADMIN_ADDR=${ADMIN_ADDR:-127.0.0.1:9901}
 SNAPSHOT_ADDR=${SNAPSHOT_ADDR:-127.0.0.1:7400}
 MANIFESTS=${MANIFESTS:-examples/quickstart}
 
-cargo build --bins -p gatehouse-controller -p gatehouse-gateway -p gatehouse-e2e
+# cmake, a C compiler, curl, openssl: installed as root on Debian/Ubuntu, else
+# a message saying what to install, before anything is built.
+scripts/prereqs.sh quickstart
+# Only the three binaries this script starts (not the test harness).
+cargo build -p gatehouse-controller -p gatehouse-gateway -p gatehouse-echo --bins
 bin="${CARGO_TARGET_DIR:-target}/debug"
 
 # A self-signed certificate for shop.example.com, as the Secret the example

@@ -7,6 +7,8 @@
 
 pub mod admin;
 pub mod cluster;
+pub mod ipam;
+pub mod lb;
 pub mod local;
 pub mod manifests;
 pub mod metrics;

@@ -8,6 +8,8 @@ use gatehouse_controller::cluster::lease::LeaseConfig;
 use gatehouse_controller::cluster::status_plan::PublishSource;
 use gatehouse_controller::cluster::watch::WatchScope;
 use gatehouse_controller::cluster::{self, ClusterOptions};
+use gatehouse_controller::lb::convert::ClassFilter;
+use gatehouse_controller::lb::LbOptions;
 use gatehouse_controller::publisher::Publisher;
 use gatehouse_controller::rebuild::Rebuilder;
 use gatehouse_controller::snapshot_server;
@@ -127,6 +129,25 @@ struct Args {
     /// Time between attempts to acquire or renew the Lease.
     #[arg(long, env = "GATEHOUSE_LEADER_ELECTION_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
     leader_election_retry_period: Duration,
+
+    /// Cluster mode: give `type: LoadBalancer` Services with this
+    /// `spec.loadBalancerClass` addresses from the IPPools.
+    #[arg(
+        long,
+        env = "GATEHOUSE_LOAD_BALANCER_CLASS",
+        default_value = gatehouse_controller::lb::DEFAULT_CLASS
+    )]
+    load_balancer_class: String,
+
+    /// Leave LoadBalancer Services without a `spec.loadBalancerClass` alone
+    /// (by default they get addresses too, as with MetalLB).
+    #[arg(long, env = "GATEHOUSE_NO_DEFAULT_LOAD_BALANCER_CLASS")]
+    no_default_load_balancer_class: bool,
+
+    /// Allocate no load-balancer addresses at all (on a cloud, whose load
+    /// balancer does): IPPools and LoadBalancer Services are not watched.
+    #[arg(long, env = "GATEHOUSE_NO_LOAD_BALANCER")]
+    no_load_balancer: bool,
 
     /// Log format.
     #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -336,10 +357,19 @@ fn cluster_options(
         (None, false) => Some(PublishSource::Addresses(args.publish_address.clone())),
         (None, true) => None,
     };
-    Ok(ClusterOptions {
-        scope: WatchScope {
-            namespace: args.watch_namespace.clone(),
+    let scope = WatchScope {
+        namespace: args.watch_namespace.clone(),
+    };
+    let load_balancer = (!args.no_load_balancer).then(|| LbOptions {
+        filter: ClassFilter {
+            class: args.load_balancer_class.clone(),
+            default_class: !args.no_default_load_balancer_class,
         },
+        scope: scope.clone(),
+    });
+    Ok(ClusterOptions {
+        load_balancer,
+        scope,
         lease: LeaseConfig {
             namespace: args
                 .leader_election_namespace

@@ -20,10 +20,27 @@ pub const LEADER_TRANSITIONS: &str = "gatehouse_controller_leader_transitions_to
 pub const STATUS_UPDATES: &str = "gatehouse_controller_ingress_status_updates_total";
 pub const EVENTS: &str = "gatehouse_controller_events_total";
 pub const EVENTS_SUPPRESSED: &str = "gatehouse_controller_events_suppressed_total";
+pub const LB_SERVICES: &str = "gatehouse_controller_lb_services";
+pub const LB_FAILING: &str = "gatehouse_controller_lb_services_failing";
+pub const LB_POOL_ADDRESSES: &str = "gatehouse_controller_lb_pool_addresses";
+pub const LB_STATUS_UPDATES: &str = "gatehouse_controller_lb_status_updates_total";
+pub const LB_ROUND_SECONDS: &str = "gatehouse_controller_lb_round_duration_seconds";
 
 /// Registers the HELP text of every metric (call once, after installing the
 /// recorder).
 pub fn describe() {
+    describe_gauge!(LB_SERVICES, "LoadBalancer Services this controller serves (leader only), by state: allocated (has its addresses) or pending (has none; see the failing gauge).");
+    describe_gauge!(LB_FAILING, "Served LoadBalancer Services without addresses, by reason (PoolExhausted, NoPoolMatches, InvalidRequest, ...).");
+    describe_gauge!(
+        LB_POOL_ADDRESSES,
+        "Addresses of each IPPool, by pool, family (ipv4, ipv6) and state (assigned, available)."
+    );
+    describe_counter!(LB_STATUS_UPDATES, "Status writes of the load-balancer reconciler, by kind (Service, IPPool) and result (updated, conflict, error).");
+    describe_histogram!(
+        LB_ROUND_SECONDS,
+        Unit::Seconds,
+        "Time one load-balancer reconcile round takes to plan (all served Services, all pools)."
+    );
     describe_counter!(REBUILDS, "Rebuilds run, by kind: full (translation of the whole state) or endpoints (EndpointSlice-only update).");
     describe_histogram!(
         REBUILD_SECONDS,

@@ -317,7 +317,10 @@ fn resource_of(object: &DynamicObject) -> Result<(ApiResource, bool), KubeModeEr
         None => ("", types.api_version.as_str()),
     };
     let gvk = GroupVersionKind::gvk(group, version, &types.kind);
-    let cluster_scoped = matches!(types.kind.as_str(), "IngressClass" | "Namespace" | "Node");
+    let cluster_scoped = matches!(
+        types.kind.as_str(),
+        "IngressClass" | "Namespace" | "Node" | "IPPool" | "CustomResourceDefinition"
+    );
     Ok((ApiResource::from_gvk(&gvk), cluster_scoped))
 }
 

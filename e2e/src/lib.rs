@@ -1,14 +1,17 @@
-//! Gatehouse's end-to-end harness: the echo backend, helpers that run the real
-//! binaries, and (see the modules) the Kubernetes API emulator and the
-//! simulated cluster.
+//! Gatehouse's end-to-end harness: helpers that run the real binaries, and
+//! (see the modules) the Kubernetes API emulator and the simulated cluster.
 
 pub mod client;
 pub mod cluster;
-pub mod echo;
 pub mod emulator;
 pub mod kube_mode;
 pub mod local;
 pub mod raw_http;
+pub mod rig;
 pub mod tls;
 pub mod tools;
 pub mod ws_client;
+
+/// The echo backend (its own crate, `gatehouse-echo`, so that the quickstart
+/// builds it without this harness).
+pub use gatehouse_echo as echo;

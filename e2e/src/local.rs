@@ -163,6 +163,19 @@ pub fn catch_all_route(upstream: SocketAddr) -> String {
     )
 }
 
+/// A snapshot frame (as `--snapshot-file` reads it) with one exact host,
+/// prefix `/`, routed to a backend `default/web:80` with this one endpoint.
+pub fn snapshot_frame(host: &str, endpoint: SocketAddr) -> String {
+    format!(
+        r#"{{"version": 42, "snapshot": {{
+            "virtual_hosts": [{{"host": {{"kind": "exact", "value": "{host}"}},
+                "routes": [{{"path": {{"kind": "prefix", "value": "/"}}, "backend": "default/web:80",
+                            "source": {{"kind": "Ingress", "namespace": "default", "name": "web"}}}}]}}],
+            "backends": {{"default/web:80": {{"service": {{"kind": "Service", "namespace": "default", "name": "web"}},
+                "port": "80", "endpoints": [{{"address": "{endpoint}"}}]}}}}}}}}"#
+    )
+}
+
 pub fn endpoint_slice(service: &str, pod: &str, addr: SocketAddr, ready: bool) -> String {
     format!(
         "---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-{pod}\n  labels: {{kubernetes.io/service-name: {service}}}\naddressType: IPv4\nports: [{{name: http, port: {port}}}]\nendpoints:\n- addresses: [\"{ip}\"]\n  conditions: {{ready: {ready}}}\n  targetRef: {{kind: Pod, name: {pod}}}\n",

@@ -576,6 +576,8 @@ struct State {
     /// Connections the upstream closed itself (after `SendAndClose` or
     /// `SendThenCloseAfter`).
     closed: watch::Sender<usize>,
+    /// Connections the peer (the gateway) closed.
+    peer_closed: watch::Sender<usize>,
 }
 
 /// Path answered `200 ready` without being recorded nor passed to the
@@ -604,6 +606,7 @@ impl FakeUpstream {
             count: watch::channel(0).0,
             connections: AtomicUsize::new(0),
             closed: watch::channel(0).0,
+            peer_closed: watch::channel(0).0,
         });
         let accept_state = state.clone();
         let task = tokio::spawn(async move {
@@ -654,6 +657,20 @@ impl FakeUpstream {
         ))
     }
 
+    /// Waits until the peer (the gateway) closed at least `n` connections.
+    pub async fn wait_for_peer_closes(&self, n: usize) -> io::Result<()> {
+        if wait_at_least(&self.state.peer_closed, n).await {
+            return Ok(());
+        }
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "the gateway closed {} of the {n} upstream connections",
+                *self.state.peer_closed.borrow()
+            ),
+        ))
+    }
+
     /// Waits until the upstream itself closed at least `n` connections.
     pub async fn wait_for_closes(&self, n: usize) -> io::Result<()> {
         if wait_at_least(&self.state.closed, n).await {
@@ -688,8 +705,12 @@ async fn serve(mut conn: Conn, connection: usize, state: Arc<State>) {
     let idle_then_close = loop {
         let request = match conn.read_request_within(true, IDLE).await {
             Ok(Some(r)) => r,
-            // Closed by the peer, or unparsable: done.
-            _ => return,
+            Ok(None) => {
+                state.peer_closed.send_modify(|c| *c += 1);
+                return;
+            }
+            // Unparsable: done.
+            Err(_) => return,
         };
         let action = if request.target == READY_PATH {
             Action::Send(response(200, "", b"ready"))

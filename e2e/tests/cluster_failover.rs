@@ -413,3 +413,98 @@ async fn no_certificate_request(kg: &KubeGateway) -> String {
         Err(_) => "timed out".into(),
     }
 }
+
+/// The certificate the controller presents to a client holding the gateway
+/// certificate.
+async fn presented_certificate(kg: &KubeGateway) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(kg.certs.ca.cert_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(kg.certs.path("gateway.crt"))
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect();
+    let key = PrivateKeyDer::from_pem_file(kg.certs.path("gateway.key")).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)
+    .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(kg.controller.snapshot)
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stream_certificates_rotate_without_a_restart() {
+    let pod = EchoPod::start("web", "web-1").unwrap();
+    let kg = KubeGateway::start(&[]).await.unwrap();
+    let client = kg.kube();
+    apply_yaml(&client, CLASS).await.unwrap();
+    apply_yaml(&client, &web(&pod)).await.unwrap();
+    apply_yaml(&client, &ingress("shop", "shop.test", "/"))
+        .await
+        .unwrap();
+    assert_eq!(
+        kg.eventually("shop.test", "/", |r| r.status == 200)
+            .await
+            .status,
+        200
+    );
+    let before = presented_certificate(&kg).await;
+
+    // Replace the controller's pair the way a Secret update does: new files
+    // renamed into place.
+    let fresh = kg.certs.ca.issue(&["localhost", "127.0.0.1"]).unwrap();
+    for (name, pem) in [
+        ("controller.key", &fresh.key_pem),
+        ("controller.crt", &fresh.cert_pem),
+    ] {
+        let tmp = kg.certs.path(&format!(".{name}.tmp"));
+        std::fs::write(&tmp, pem).unwrap();
+        std::fs::rename(&tmp, kg.certs.path(name)).unwrap();
+    }
+    let after = presented_certificate(&kg).await;
+    assert_ne!(
+        before, after,
+        "the new handshake still got the old certificate"
+    );
+    let fresh_der = rustls::pki_types::pem::PemObject::from_pem_slice(fresh.cert_pem.as_bytes())
+        .map(|c: rustls::pki_types::CertificateDer<'static>| c.to_vec())
+        .unwrap();
+    assert_eq!(after, fresh_der);
+
+    // The open stream carries on; a change still arrives over it.
+    apply_yaml(&client, &ingress("shop", "shop.test", "/new"))
+        .await
+        .unwrap();
+    assert_eq!(
+        kg.eventually("shop.test", "/", |r| r.status == 404)
+            .await
+            .status,
+        404
+    );
+    // A half-written (unusable) key is reported and the last good pair kept.
+    std::fs::write(
+        kg.certs.path("controller.key"),
+        "-----BEGIN PRIVATE KEY-----\ngarbage\n",
+    )
+    .unwrap();
+    assert_eq!(presented_certificate(&kg).await, fresh_der);
+    assert!(
+        kg.controller.process.output().contains("cannot be used"),
+        "{}",
+        kg.controller.process.output()
+    );
+}

@@ -7,6 +7,7 @@ use gatehouse_e2e::cluster::{
     echo_get, sweep_leftovers, Cluster, ClusterConfig, ClusterError, Endpoint, Netns, Pod, Service,
     ServicePort, TrafficPolicy,
 };
+use gatehouse_e2e::local::binary;
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
@@ -20,7 +21,7 @@ const POD_PORT: u16 = 8080;
 fn three_node_cluster() -> Cluster {
     Cluster::new(ClusterConfig {
         nodes: 3,
-        echo_binary: env!("CARGO_BIN_EXE_gatehouse-echo").into(),
+        echo_binary: binary("gatehouse-echo").unwrap(),
     })
     // Display, not Debug: "needs root", "needs `nft`" must read clearly.
     .unwrap_or_else(|e| panic!("{e}"))
@@ -232,11 +233,7 @@ async fn lan_members_reach_each_other_by_arp_and_ndp() {
     }
     let echo = node
         .netns()
-        .spawn(
-            "echo on node-1",
-            env!("CARGO_BIN_EXE_gatehouse-echo"),
-            &args,
-        )
+        .spawn("echo on node-1", binary("gatehouse-echo").unwrap(), &args)
         .unwrap();
     for _ in &addrs {
         echo.wait_for_line(
@@ -330,6 +327,17 @@ fn leftovers_of_dead_processes_are_swept() {
     let mut orphan = leftover.command("sleep");
     orphan.arg("600");
     let mut orphan = orphan.spawn().unwrap();
+    // `ip netns exec` enters the namespace after spawn() returns; a sweep
+    // before that would find no process to kill (and this test would wait
+    // out the sleep).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !leftover.pids().unwrap().contains(&orphan.id()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the orphan never entered {name}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 
     let swept = sweep_leftovers();
     assert!(swept.contains(&name), "{swept:?}");

@@ -201,12 +201,14 @@ async fn objects_written_through_the_api_are_served_and_the_ingress_gets_status(
     .unwrap();
     eventually_pods(&kg, &["status 503"]).await;
 
-    // Those were endpoint-only updates: no full snapshot was compiled for them.
+    // Those were endpoint-only updates: four changes the test waited out one
+    // by one (the two deletes may coalesce), of which a full rebuild running
+    // at the same moment (a watch event of another kind) may carry one.
     let gateway =
         gatehouse_e2e::kube_mode::get(&kg.client, kg.gateway.admin, "a", "/metrics").await;
     let gateway = String::from_utf8_lossy(&gateway.body).into_owned();
     assert!(
-        metric(&gateway, "gatehouse_gateway_endpoint_updates_total") >= 4.0,
+        metric(&gateway, "gatehouse_gateway_endpoint_updates_total") >= 3.0,
         "{gateway}"
     );
     let controller =
@@ -215,7 +217,7 @@ async fn objects_written_through_the_api_are_served_and_the_ingress_gets_status(
         metric(
             &controller,
             "gatehouse_controller_rebuilds_total{kind=\"endpoints\"}"
-        ) >= 4.0,
+        ) >= 3.0,
         "{controller}"
     );
     assert_eq!(

@@ -5,6 +5,7 @@
 
 use gatehouse_e2e::cluster::NsProcess;
 use gatehouse_e2e::echo::EchoReply;
+use gatehouse_e2e::local::binary;
 use gatehouse_e2e::ws_client::{
     exchange_head, header, open as open_ws, receive, send, upgrade_request, ACCEPT, BINARY, CLOSE,
     CONTINUATION, PING, PONG, TEXT,
@@ -15,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn start_echo() -> (NsProcess, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse-echo"));
+    let mut command = Command::new(binary("gatehouse-echo").unwrap());
     command.args([
         "--listen",
         "127.0.0.1:0",

@@ -5,7 +5,7 @@
 
 use gatehouse_e2e::client::TestClient;
 use gatehouse_e2e::cluster::NsProcess;
-use gatehouse_e2e::local::{binary, free_addrs, refusing_addr, EchoPod};
+use gatehouse_e2e::local::{binary, free_addrs, refusing_addr, snapshot_frame, EchoPod};
 use std::process::Command;
 use std::time::Duration;
 
@@ -15,24 +15,12 @@ fn gateway(args: &[&str]) -> NsProcess {
     NsProcess::spawn("gatehouse-gateway", cmd).unwrap()
 }
 
-fn frame(echo: &EchoPod) -> String {
-    format!(
-        r#"{{"version": 42, "snapshot": {{
-            "virtual_hosts": [{{"host": {{"kind": "exact", "value": "file.test"}},
-                "routes": [{{"path": {{"kind": "prefix", "value": "/"}}, "backend": "default/web:80",
-                            "source": {{"kind": "Ingress", "namespace": "default", "name": "web"}}}}]}}],
-            "backends": {{"default/web:80": {{"service": {{"kind": "Service", "namespace": "default", "name": "web"}},
-                "port": "80", "endpoints": [{{"address": "{}"}}]}}}}}}}}"#,
-        echo.addr
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_a_snapshot_file() {
     let echo = EchoPod::start("web", "web-1").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snapshot.json");
-    std::fs::write(&path, frame(&echo)).unwrap();
+    std::fs::write(&path, snapshot_frame("file.test", echo.addr)).unwrap();
     let [http, admin] = free_addrs::<2>().unwrap();
     let gw = gateway(&[
         "--snapshot-file",

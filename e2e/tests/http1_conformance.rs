@@ -5,77 +5,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use gatehouse_e2e::local::{catch_all_route, LocalGateway};
 use gatehouse_e2e::raw_http::{
-    chunked, fingerprint, pseudo_random, response, Action, Conn, FakeUpstream, Framing, Request,
-    Response, READY_PATH,
+    chunked, fingerprint, pseudo_random, response, Action, FakeUpstream, Framing, Request, Response,
 };
+use gatehouse_e2e::rig::ProxyRig;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 const HOST: &str = "conformance.test";
 
-/// A fake upstream answering with `handler`, and a gateway routing every
-/// request to it.
-struct Rig {
-    upstream: FakeUpstream,
-    lg: LocalGateway,
-}
+type Rig = ProxyRig;
 
-impl Rig {
-    async fn start(handler: impl Fn(&Request) -> Action + Send + Sync + 'static) -> Rig {
-        Rig::start_with(&[], handler).await
-    }
-
-    async fn start_with(
-        gateway_args: &[&str],
-        handler: impl Fn(&Request) -> Action + Send + Sync + 'static,
-    ) -> Rig {
-        let upstream = FakeUpstream::start(handler).await.unwrap();
-        let lg = LocalGateway::start(gateway_args).await.unwrap();
-        lg.write("up.yaml", &catch_all_route(upstream.addr))
-            .unwrap();
-        let ready = lg
-            .eventually(HOST, READY_PATH, |r| r.status == 200 && r.body == "ready")
-            .await;
-        assert_eq!(
-            (ready.status, ready.body.as_ref()),
-            (200, b"ready".as_ref()),
-            "the route to the fake upstream never worked\n{}",
-            lg.logs()
-        );
-        Rig { upstream, lg }
-    }
-
-    async fn conn(&self) -> Conn {
-        Conn::connect(self.lg.http).await.unwrap()
-    }
-
-    /// Sends `request` on `conn` and reads the response (to `method`).
-    async fn exchange(&self, conn: &mut Conn, method: &str, request: &[u8]) -> Response {
-        conn.send(request).await.unwrap();
-        match conn.read_response(method).await {
-            Ok(r) => r,
-            Err(e) => panic!(
-                "no response to {:?}: {e}\nthe upstream saw: {:?}\n{}",
-                String::from_utf8_lossy(&request[..request.len().min(300)]),
-                self.upstream.seen(),
-                self.lg.logs()
-            ),
-        }
-    }
-
-    /// A GET on a fresh connection, after which the upstream must have
-    /// recorded it: a barrier that orders everything forwarded before it.
-    async fn barrier(&self, path: &str) {
-        let mut conn = self.conn().await;
-        let r = self.exchange(&mut conn, "GET", &get(path)).await;
-        assert_eq!(r.status, 200, "barrier request {path}: {}", r.text());
-        assert!(
-            self.upstream.requests().iter().any(|q| q.target == path),
-            "barrier {path} answered but not recorded"
-        );
-    }
+/// A fake upstream answering with `handler`, and a gateway with these
+/// extra flags routing every request to it.
+async fn start_rig(
+    gateway_args: &[&str],
+    handler: impl Fn(&Request) -> Action + Send + Sync + 'static,
+) -> Rig {
+    ProxyRig::start(gateway_args, handler).await.unwrap()
 }
 
 fn get(path: &str) -> Vec<u8> {
@@ -107,7 +54,7 @@ fn assert_ok_with(r: &Response, body: &[u8], what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_length_request_body_is_forwarded_byte_exact() {
-    let rig = Rig::start(echo_fingerprint).await;
+    let rig = start_rig(&[], echo_fingerprint).await;
     let body = pseudo_random(1 << 20, 1);
     let mut request = format!(
         "POST /upload HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
@@ -136,7 +83,7 @@ async fn content_length_request_body_is_forwarded_byte_exact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_request_body_with_extension_and_trailers_is_forwarded() {
-    let rig = Rig::start(echo_fingerprint).await;
+    let rig = start_rig(&[], echo_fingerprint).await;
     let big = pseudo_random(100_000, 2);
     let mut payload = b"hello ".to_vec();
     payload.extend_from_slice(&big);
@@ -180,7 +127,7 @@ async fn chunked_response_reaches_the_client_intact() {
             .to_vec();
     wire.extend_from_slice(b"6;ext=1\r\nfirst,\r\n");
     wire.extend_from_slice(&chunked(&[&big, b",last"], "X-Trailer: t\r\n"));
-    let rig = Rig::start(move |r| match r.target.as_str() {
+    let rig = start_rig(&[], move |r| match r.target.as_str() {
         "/chunked" => Action::Send(wire.clone()),
         _ => echo_target(r),
     })
@@ -203,7 +150,7 @@ async fn chunked_response_reaches_the_client_intact() {
 async fn five_mib_content_length_response_streams_intact() {
     let body = pseudo_random(5 << 20, 4);
     let wire = response(200, "Content-Type: application/octet-stream\r\n", &body);
-    let rig = Rig::start(move |r| match r.target.as_str() {
+    let rig = start_rig(&[], move |r| match r.target.as_str() {
         "/big" => Action::Send(wire.clone()),
         _ => echo_target(r),
     })
@@ -225,7 +172,7 @@ async fn close_delimited_upstream_response_reaches_the_client_fully() {
     let body = pseudo_random(256 * 1024, 5);
     let mut wire = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n".to_vec();
     wire.extend_from_slice(&body);
-    let rig = Rig::start(move |r| match r.target.as_str() {
+    let rig = start_rig(&[], move |r| match r.target.as_str() {
         "/close" => Action::SendAndClose(wire.clone()),
         _ => echo_target(r),
     })
@@ -247,7 +194,7 @@ async fn close_delimited_upstream_response_reaches_the_client_fully() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_response_keeps_content_length_has_no_body_and_keepalive_survives() {
-    let rig = Rig::start(|r| match (r.method.as_str(), r.target.as_str()) {
+    let rig = start_rig(&[], |r| match (r.method.as_str(), r.target.as_str()) {
         ("HEAD", "/chunked") => Action::Send(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Head: chunked\r\n\r\n".to_vec(),
         ),
@@ -309,7 +256,7 @@ async fn head_response_keeps_content_length_has_no_body_and_keepalive_survives()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_body_statuses_204_and_304_keep_the_connection_usable() {
-    let rig = Rig::start(|r| match r.target.as_str() {
+    let rig = start_rig(&[], |r| match r.target.as_str() {
         "/204" => Action::Send(b"HTTP/1.1 204 No Content\r\nX-Kind: 204\r\n\r\n".to_vec()),
         "/304" => Action::Send(b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n".to_vec()),
         // A 304 may carry the Content-Length the 200 would have had; there
@@ -361,7 +308,7 @@ async fn pipelined_requests_are_answered_in_order_or_closed_for_retry() {
     // unanswered. So whatever is answered is answered in order, the
     // connection then closes, and unanswered requests were not forwarded
     // (a retry cannot duplicate them).
-    let rig = Rig::start(echo_target).await;
+    let rig = start_rig(&[], echo_target).await;
     let paths = ["/p1", "/p2", "/p3"];
     let mut conn = rig.conn().await;
     conn.send(pipelined(&paths)).await.unwrap();
@@ -395,7 +342,7 @@ async fn pipelined_requests_are_answered_in_order_or_closed_for_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_requests_all_get_responses_in_order() {
-    let rig = Rig::start(echo_target).await;
+    let rig = start_rig(&[], echo_target).await;
     let paths = ["/p1", "/p2", "/p3"];
     let mut conn = rig.conn().await;
     conn.send(pipelined(&paths)).await.unwrap();
@@ -412,7 +359,7 @@ async fn pipelined_requests_all_get_responses_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expect_100_continue_gets_continue_then_the_final_response() {
-    let rig = Rig::start(echo_fingerprint).await;
+    let rig = start_rig(&[], echo_fingerprint).await;
     let body = pseudo_random(64 * 1024, 6);
     let mut conn = rig.conn().await;
     conn.send(format!(
@@ -469,7 +416,7 @@ fn forwarded_except(upstream: &FakeUpstream, barriers: &BTreeSet<String>) -> Vec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_length_with_transfer_encoding_is_never_smuggled() {
-    let rig = Rig::start(echo_fingerprint).await;
+    let rig = start_rig(&[], echo_fingerprint).await;
     let smuggled = format!("GET /smuggled HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
     // TE.CL: as chunked, the smuggled request is the payload; a proxy that
     // used Content-Length (4: the size line) would see it as a second
@@ -542,32 +489,9 @@ async fn content_length_with_transfer_encoding_is_never_smuggled() {
     }
 }
 
-/// Sends `bytes` on a fresh connection; the gateway must refuse with one of
-/// `statuses` and close, and forward nothing.
-async fn assert_refused(rig: &Rig, case: &str, bytes: &[u8], statuses: &[u16]) {
-    let before = rig.upstream.requests().len();
-    let mut conn = rig.conn().await;
-    conn.send(bytes).await.unwrap();
-    let r = conn
-        .read_response("POST")
-        .await
-        .unwrap_or_else(|e| panic!("case {case}: no response: {e}"));
-    assert!(statuses.contains(&r.status), "case {case}: {r:?}");
-    conn.expect_closed()
-        .await
-        .unwrap_or_else(|e| panic!("case {case}: {e}"));
-    let barrier = format!("/after-{case}");
-    rig.barrier(&barrier).await;
-    let targets: Vec<String> = rig.upstream.requests()[before..]
-        .iter()
-        .map(|r| r.target.clone())
-        .collect();
-    assert_eq!(targets, [barrier], "case {case}: something was forwarded");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicting_content_lengths_are_refused_with_400() {
-    let rig = Rig::start(echo_fingerprint).await;
+    let rig = start_rig(&[], echo_fingerprint).await;
     let cases = [
         ("two_fields", "Content-Length: 5\r\nContent-Length: 6\r\n"),
         ("one_list", "Content-Length: 5, 6\r\n"),
@@ -575,7 +499,7 @@ async fn conflicting_content_lengths_are_refused_with_400() {
     ];
     for (case, fields) in cases {
         let bytes = format!("POST /cl HTTP/1.1\r\nHost: {HOST}\r\n{fields}\r\nhello!");
-        assert_refused(&rig, case, bytes.as_bytes(), &[400]).await;
+        rig.assert_refused(case, bytes.as_bytes(), &[400]).await;
     }
     // Identical duplicates are one length (RFC 9110 §8.6): forwarded once.
     let mut conn = rig.conn().await;
@@ -593,7 +517,7 @@ async fn conflicting_content_lengths_are_refused_with_400() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfer_encoding_not_ending_in_chunked_is_refused() {
-    let rig = Rig::start(echo_fingerprint).await;
+    let rig = start_rig(&[], echo_fingerprint).await;
     let cases = [
         (
             "gzip",
@@ -623,7 +547,8 @@ async fn transfer_encoding_not_ending_in_chunked_is_refused() {
     ];
     for (case, version, fields, body) in cases {
         let bytes = format!("POST /te {version}\r\nHost: {HOST}\r\n{fields}\r\n{body}");
-        assert_refused(&rig, case, bytes.as_bytes(), &[400, 501]).await;
+        rig.assert_refused(case, bytes.as_bytes(), &[400, 501])
+            .await;
     }
 }
 
@@ -634,7 +559,7 @@ fn http10(path: &str, extra: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http10_without_host_is_served_by_the_hostless_rule() {
-    let rig = Rig::start(echo_target).await;
+    let rig = start_rig(&[], echo_target).await;
 
     // No keep-alive: answered, then closed.
     let mut conn = rig.conn().await;
@@ -672,7 +597,7 @@ async fn http10_without_host_is_served_by_the_hostless_rule() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn minimal_http10_request_is_answered() {
-    let rig = Rig::start(echo_target).await;
+    let rig = start_rig(&[], echo_target).await;
     let mut conn = rig.conn().await;
     // 18 bytes, a complete and valid request.
     let r = rig
@@ -688,7 +613,7 @@ async fn http10_client_never_gets_transfer_encoding() {
         chunked(&[b"chunked ", b"for 1.0"], ""),
     ]
     .concat();
-    let rig = Rig::start(move |_| Action::Send(wire.clone())).await;
+    let rig = start_rig(&[], move |_| Action::Send(wire.clone())).await;
     for extra in ["", "Connection: keep-alive\r\n"] {
         let mut conn = rig.conn().await;
         let r = rig
@@ -704,21 +629,21 @@ async fn http10_client_never_gets_transfer_encoding() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http11_request_with_two_hosts_is_refused_with_400() {
-    let rig = Rig::start(echo_target).await;
+    let rig = start_rig(&[], echo_target).await;
     let bytes = b"GET /two-hosts HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n";
-    assert_refused(&rig, "two_hosts", bytes, &[400]).await;
+    rig.assert_refused("two_hosts", bytes, &[400]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http11_request_without_host_is_refused_with_400() {
-    let rig = Rig::start(echo_target).await;
+    let rig = start_rig(&[], echo_target).await;
     let bytes = b"GET /no-host-header HTTP/1.1\r\nUser-Agent: test\r\n\r\n";
-    assert_refused(&rig, "no_host", bytes, &[400]).await;
+    rig.assert_refused("no_host", bytes, &[400]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_close_from_the_client_gets_the_response_then_eof() {
-    let rig = Rig::start(echo_target).await;
+    let rig = start_rig(&[], echo_target).await;
     let mut conn = rig.conn().await;
     let r = rig.exchange(&mut conn, "GET", &get("/keep")).await;
     assert_ok_with(&r, b"/keep", "first request");
@@ -744,7 +669,7 @@ fn hop_by_hop_response(r: &Request) -> Action {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_hop_by_hop_headers_are_not_forwarded() {
-    let rig = Rig::start(hop_by_hop_response).await;
+    let rig = start_rig(&[], hop_by_hop_response).await;
     let mut conn = rig.conn().await;
     let request = format!(
         "GET /hop HTTP/1.1\r\nHost: {HOST}\r\nConnection: x-custom\r\nX-Custom: 1\r\nKeep-Alive: 5\r\n\
@@ -767,7 +692,7 @@ async fn request_hop_by_hop_headers_are_not_forwarded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_hop_by_hop_headers_are_not_forwarded() {
-    let rig = Rig::start(hop_by_hop_response).await;
+    let rig = start_rig(&[], hop_by_hop_response).await;
     let mut conn = rig.conn().await;
     let r = rig.exchange(&mut conn, "GET", &get("/hop")).await;
     assert_ok_with(&r, b"/hop", "hop-by-hop response");
@@ -781,7 +706,7 @@ async fn response_hop_by_hop_headers_are_not_forwarded() {
 async fn upstream_closing_an_idle_keepalive_connection_is_not_an_error() {
     // Each answer is kept alive, then the upstream closes the idle
     // connection 100 ms later.
-    let rig = Rig::start(|r| {
+    let rig = start_rig(&[], |r| {
         Action::SendThenCloseAfter(
             response(200, "", r.target.as_bytes()),
             Duration::from_millis(100),
@@ -822,7 +747,7 @@ async fn large_response_headers_pass_through() {
         fields += &format!("X-Big-{i}: {value}\r\n");
     }
     let wire = response(200, &fields, b"big headers");
-    let rig = Rig::start(move |_| Action::Send(wire.clone())).await;
+    let rig = start_rig(&[], move |_| Action::Send(wire.clone())).await;
     let mut conn = rig.conn().await;
     let r = rig.exchange(&mut conn, "GET", &get("/headers")).await;
     assert_ok_with(&r, b"big headers", "20 KB of response headers");
@@ -834,7 +759,7 @@ async fn large_response_headers_pass_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_target_reaches_the_upstream_exactly_as_sent() {
-    let rig = Rig::start(echo_target).await;
+    let rig = start_rig(&[], echo_target).await;
     let mut conn = rig.conn().await;
     let targets = [
         "/a%20b/c?x=1&y=%2F",
@@ -857,7 +782,7 @@ async fn request_target_reaches_the_upstream_exactly_as_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_upstream_response_is_502() {
-    let rig = Rig::start(|r| match r.target.as_str() {
+    let rig = start_rig(&[], |r| match r.target.as_str() {
         "/garbage" => Action::SendAndClose(b"garbage\r\n\r\n".to_vec()),
         "/unasked-upgrade" => Action::Send(
             b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n"
@@ -884,7 +809,7 @@ async fn invalid_upstream_response_is_502() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_upstream_is_504_after_the_read_timeout() {
-    let rig = Rig::start_with(&["--upstream-read-timeout", "500ms"], |r| {
+    let rig = start_rig(&["--upstream-read-timeout", "500ms"], |r| {
         match r.target.as_str() {
             "/silent" => Action::Hang,
             _ => echo_target(r),
@@ -907,7 +832,7 @@ async fn silent_upstream_is_504_after_the_read_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_sequential_requests_reuse_client_and_upstream_connections() {
-    let rig = Rig::start(echo_target).await;
+    let rig = start_rig(&[], echo_target).await;
     let accepted_before = rig.upstream.connections();
     let mut conn = rig.conn().await;
     for i in 0..200 {
@@ -925,7 +850,7 @@ async fn many_sequential_requests_reuse_client_and_upstream_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_timeout_closes_idle_and_trickling_clients() {
-    let rig = Rig::start_with(&["--client-timeout", "500ms"], echo_target).await;
+    let rig = start_rig(&["--client-timeout", "500ms"], echo_target).await;
 
     // Idle after a response: closed once the timeout passes.
     let mut idle = rig.conn().await;

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod app;
 pub mod controller_client;
 pub mod decide;
+pub mod fd_limit;
 pub mod h1;
 pub mod http2;
 pub mod install;

@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::{ArgGroup, Parser, ValueEnum};
 use gatehouse_gateway::app::GatewayApp;
 use gatehouse_gateway::controller_client::{self, ControllerUrl};
+use gatehouse_gateway::fd_limit;
 use gatehouse_gateway::h1::pool::Pool;
 use gatehouse_gateway::h1::Engine;
 use gatehouse_gateway::install::{parse_frame, InstallError, SharedTable};
@@ -95,6 +96,21 @@ struct Args {
     /// keep-alive limit between requests) and to accept each write.
     #[arg(long, env = "GATEHOUSE_CLIENT_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     client_timeout: Duration,
+
+    /// Longest wait for each read of a request body (nginx's
+    /// client_body_timeout); exceeded: 408 and the connection closes.
+    #[arg(long, env = "GATEHOUSE_CLIENT_BODY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    client_body_timeout: Duration,
+
+    /// Forward request header fields whose names contain an underscore
+    /// (dropped by default, as nginx does without underscores_in_headers).
+    #[arg(long, env = "GATEHOUSE_ALLOW_UNDERSCORES_IN_HEADERS")]
+    allow_underscores_in_headers: bool,
+
+    /// Client connections served at once; more are refused at once (HTTP/1.x
+    /// clients get a 503). Default: what fits in the open-files limit.
+    #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
 
     /// Proxy worker threads (default: one per CPU).
     #[arg(long, env = "GATEHOUSE_THREADS")]
@@ -205,6 +221,7 @@ fn main() -> anyhow::Result<()> {
         .context("metrics buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
+    gatehouse_gateway::metrics::describe();
 
     // With HTTPS, a self-signed certificate serves whatever no snapshot
     // certificate covers, until the controller names a default.
@@ -265,10 +282,12 @@ fn main() -> anyhow::Result<()> {
         })
         .context("starting the control thread")?;
 
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let max_connections = connection_limit(&args, threads);
     let conf = ServerConf {
-        threads: args
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        threads,
         // Pingora's grace period starts once accepting has stopped: it is our
         // drain (the grace before it is handled by `GracefulTermination`).
         grace_period_seconds: Some(args.shutdown_drain.as_secs().max(1)),
@@ -292,12 +311,24 @@ fn main() -> anyhow::Result<()> {
         },
         max_request_header_bytes: args.max_request_header_bytes,
         client_timeout: args.client_timeout,
+        client_body_timeout: args.client_body_timeout,
+        allow_underscores_in_headers: args.allow_underscores_in_headers,
         pool: Pool::new(args.upstream_keepalive, args.upstream_idle_timeout),
     };
+    let h1 = Arc::new(h1);
+    let sweeper = h1.clone();
+    std::thread::Builder::new()
+        .name("gatehouse-pool-sweep".into())
+        .spawn(move || loop {
+            std::thread::sleep(sweeper.pool.sweep_interval());
+            sweeper.pool.evict_expired();
+        })
+        .context("starting the upstream pool sweeper")?;
     let connections = OpenConnections::default();
     let app = GatewayApp {
-        h1: Arc::new(h1),
+        h1,
         connections: connections.clone(),
+        max_connections,
     };
     let mut proxy = Service::new("gatehouse-http".to_owned(), app);
     proxy.add_tcp(&args.http_addr.to_string());
@@ -313,6 +344,7 @@ fn main() -> anyhow::Result<()> {
         http = %args.http_addr,
         https = ?args.https_addr,
         admin = %args.admin_addr,
+        max_connections,
         "gateway starting"
     );
     server.run(RunArgs {
@@ -323,6 +355,33 @@ fn main() -> anyhow::Result<()> {
         }),
     });
     std::process::exit(0)
+}
+
+/// `--max-connections`, or what fits in the open-files limit (raised to
+/// its hard limit first); warns when the flag asks for more than fits.
+fn connection_limit(args: &Args, threads: usize) -> usize {
+    let (open_files, raise_error) = fd_limit::raise_open_files_limit();
+    if let Some(e) = raise_error {
+        tracing::warn!("{e}");
+    }
+    let fit = fd_limit::connections_that_fit(open_files, args.upstream_keepalive, threads);
+    let limit = match args.max_connections {
+        Some(n) => {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            if n > fit {
+                tracing::warn!(
+                    max_connections = n,
+                    open_files,
+                    "--max-connections is more than the open-files limit leaves room for ({fit}); \
+                     new connections may fail (and /healthz with them) before the limit is reached"
+                );
+            }
+            n
+        }
+        None => fit,
+    };
+    metrics::gauge!(gatehouse_gateway::metrics::MAX_CONNECTIONS).set(limit as f64);
+    limit
 }
 
 fn control_plane(

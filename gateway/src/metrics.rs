@@ -15,6 +15,54 @@ pub const CONTROLLER_CONNECTED: &str = "gatehouse_gateway_controller_connected";
 pub const UPSTREAM_RETRIES: &str = "gatehouse_gateway_upstream_retries_total";
 pub const OPEN_CONNECTIONS: &str = "gatehouse_gateway_open_connections";
 pub const CERTIFICATE_EXPIRY: &str = "gatehouse_gateway_tls_certificate_expiry_seconds";
+pub const CONNECTIONS_REFUSED: &str = "gatehouse_gateway_connections_refused_total";
+pub const MAX_CONNECTIONS: &str = "gatehouse_gateway_max_connections";
+
+/// Registers the HELP text of the metrics this module names (once, after
+/// the recorder is installed).
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        REQUESTS,
+        "Requests answered, by route host, backend and status."
+    );
+    describe_histogram!(
+        DURATION,
+        metrics::Unit::Seconds,
+        "Time from request to response end."
+    );
+    describe_gauge!(SNAPSHOT_VERSION, "Version of the installed snapshot.");
+    describe_gauge!(SNAPSHOT_ROUTES, "Routes in the installed snapshot.");
+    describe_counter!(SNAPSHOT_UPDATES, "Snapshots installed.");
+    describe_counter!(
+        SNAPSHOT_REJECTED,
+        "Snapshots refused (unparsable or invalid)."
+    );
+    describe_gauge!(
+        CONTROLLER_CONNECTED,
+        "1 while the snapshot stream is connected."
+    );
+    describe_counter!(
+        UPSTREAM_RETRIES,
+        "Upstream connect failures retried on another endpoint."
+    );
+    describe_gauge!(
+        OPEN_CONNECTIONS,
+        "Client connections open now (HTTP/1.x and HTTP/2)."
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Client connections refused at once because --max-connections were open."
+    );
+    describe_gauge!(
+        MAX_CONNECTIONS,
+        "Client connections served at once (--max-connections, or derived from the file descriptor limit)."
+    );
+    describe_gauge!(
+        CERTIFICATE_EXPIRY,
+        "Seconds until the certificate expires (NaN: no longer in use)."
+    );
+}
 
 /// Status codes with a pre-resolved counter; others take the slow path.
 const COMMON_STATUS: [u16; 16] = [

@@ -27,6 +27,17 @@ impl OpenConnections {
         ConnectionGuard(self.clone())
     }
 
+    /// Counts one more connection unless `limit` are open already.
+    pub fn try_open(&self, limit: usize) -> Option<ConnectionGuard> {
+        let before = self.0.fetch_add(1, Ordering::Relaxed);
+        if before >= limit {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        metrics::gauge!(m::OPEN_CONNECTIONS).increment(1.0);
+        Some(ConnectionGuard(self.clone()))
+    }
+
     pub fn count(&self) -> usize {
         self.0.load(Ordering::Relaxed)
     }

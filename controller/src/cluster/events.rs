@@ -17,7 +17,7 @@ use tokio::sync::watch;
 /// How often held-back Events are retried while nothing else happens.
 const RETRY: Duration = Duration::from_secs(5);
 /// The Events API limits a note to 1 kB.
-const MAX_NOTE: usize = 1024;
+pub(crate) const MAX_NOTE: usize = 1024;
 /// The `action` of every Event: what the controller was doing.
 const ACTION: &str = "Translate";
 
@@ -135,7 +135,7 @@ fn reference(state: &ClusterState, object: &ObjectRef) -> ObjectReference {
     }
 }
 
-fn truncate(mut s: String, max: usize) -> String {
+pub(crate) fn truncate(mut s: String, max: usize) -> String {
     if s.len() <= max {
         return s;
     }

@@ -49,6 +49,9 @@ pub struct ClusterOptions {
     pub publish: Option<PublishSource>,
     /// `reportingController` of Events.
     pub controller_name: String,
+    /// Load-balancer address allocation; `None` (`--no-load-balancer`):
+    /// LoadBalancer Services are left to someone else.
+    pub load_balancer: Option<crate::lb::LbOptions>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +76,15 @@ pub async fn run(
         controller: options.controller_name.clone(),
         instance: Some(options.lease.identity.clone()),
     };
+    let lb_task = options.load_balancer.clone().map(|lb| {
+        tokio::spawn(crate::lb::run(
+            client.clone(),
+            lb,
+            reporter.clone(),
+            leadership.clone(),
+            stop.clone(),
+        ))
+    });
     let events_task = tokio::spawn(events::run(
         client.clone(),
         reporter,
@@ -148,6 +160,9 @@ pub async fn run(
         election.abort();
     }
     events_task.abort();
+    if let Some(t) = lb_task {
+        t.abort();
+    }
     if let Some(t) = status_task {
         t.abort();
     }

@@ -121,10 +121,15 @@ where
 /// cluster's state stays small: managed fields and kubectl's copy of the
 /// last applied object.
 fn slim<K: Resource>(mut o: K) -> K {
+    slim_in_place(&mut o);
+    o
+}
+
+/// [`slim`] for a watch stream's `modify`.
+pub(crate) fn slim_in_place<K: Resource>(o: &mut K) {
     let meta = o.meta_mut();
     meta.managed_fields = None;
     if let Some(a) = meta.annotations.as_mut() {
         a.remove(LAST_APPLIED);
     }
-    o
 }

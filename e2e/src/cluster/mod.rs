@@ -49,8 +49,8 @@ const POD_START_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ClusterConfig {
     /// Number of nodes, 1 to [`MAX_NODES`].
     pub nodes: usize,
-    /// The `gatehouse-echo` binary that echo pods run (in tests of this
-    /// package: `env!("CARGO_BIN_EXE_gatehouse-echo")`).
+    /// The `gatehouse-echo` binary that echo pods run (in tests:
+    /// `local::binary("gatehouse-echo")`, built by `cargo build --workspace --bins`).
     pub echo_binary: PathBuf,
 }
 

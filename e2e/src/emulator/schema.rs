@@ -1,7 +1,9 @@
 //! Structural-schema handling of custom resources: fields the CRD's
 //! `openAPIV3Schema` does not declare are pruned (as the real server does),
-//! and types, `required` and `enum` are checked (422). Formats, patterns,
-//! numeric and length bounds and CEL rules are not checked.
+//! and types, `required`, `enum`, item counts, string lengths and numeric
+//! bounds are checked (422), then the schema's CEL rules
+//! (`x-kubernetes-validations`, with Kubernetes' CEL libraries). Formats and
+//! patterns are not checked.
 
 use serde_json::{Map, Value};
 
@@ -95,6 +97,7 @@ fn check(value: &mut Value, schema: &Value, path: &str, causes: &mut Vec<Cause>)
         causes.push(type_error(path, value, expected));
         return;
     }
+    bounds(value, schema, path, causes);
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
         if !allowed.contains(value) {
             let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
@@ -119,6 +122,101 @@ fn check(value: &mut Value, schema: &Value, path: &str, causes: &mut Vec<Cause>)
         }
         _ => {}
     }
+}
+
+/// Item counts, string lengths and numeric bounds, worded as the real
+/// server words them.
+fn bounds(value: &Value, schema: &Value, path: &str, causes: &mut Vec<Cause>) {
+    let limit = |key: &str| schema.get(key).and_then(Value::as_u64);
+    let number = |key: &str| schema.get(key).and_then(Value::as_f64);
+    match value {
+        Value::Array(items) => {
+            if let Some(max) = limit("maxItems").filter(|m| items.len() as u64 > *m) {
+                causes.push(Cause::new(
+                    "FieldValueTooMany",
+                    format!("Too many: {}: must have at most {max} items", items.len()),
+                    path,
+                ));
+            }
+            if let Some(min) = limit("minItems").filter(|m| (items.len() as u64) < *m) {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    format!(
+                        "Invalid value: {}: {path} in body should have at least {min} items",
+                        items.len()
+                    ),
+                    path,
+                ));
+            }
+        }
+        Value::String(text) => {
+            let chars = text.chars().count() as u64;
+            if let Some(max) = limit("maxLength").filter(|m| chars > *m) {
+                causes.push(Cause::new(
+                    "FieldValueTooLong",
+                    format!("Too long: may not be more than {max} bytes"),
+                    path,
+                ));
+            }
+            if let Some(min) = limit("minLength").filter(|m| chars < *m) {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    format!("Invalid value: {value}: {path} in body should be at least {min} chars long"),
+                    path,
+                ));
+            }
+        }
+        Value::Number(n) => {
+            let Some(v) = n.as_f64() else { return };
+            if let Some(min) = number("minimum").filter(|m| v < *m) {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    format!("Invalid value: {value}: {path} in body should be greater than or equal to {min}"),
+                    path,
+                ));
+            }
+            if let Some(max) = number("maximum").filter(|m| v > *m) {
+                causes.push(Cause::new(
+                    "FieldValueInvalid",
+                    format!("Invalid value: {value}: {path} in body should be less than or equal to {max}"),
+                    path,
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The schema's CEL rules, evaluated on the whole object (`old`: the
+/// stored object, for transition rules).
+pub fn cel_causes(object: &Value, schema: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let Err(errors) = kube_cel::validate(schema, object, old) else {
+        return Vec::new();
+    };
+    errors
+        .into_vec()
+        .into_iter()
+        .map(|e| {
+            let value = e
+                .field_path
+                .split('.')
+                .filter(|p| !p.is_empty())
+                .try_fold(object, |v, part| v.get(part));
+            let kind = match value {
+                Some(Value::Array(_)) => "array",
+                Some(Value::Object(_)) => "object",
+                Some(Value::String(_)) => "string",
+                Some(Value::Number(_)) => "number",
+                Some(Value::Bool(_)) => "boolean",
+                _ => "object",
+            };
+            Cause::new(
+                "FieldValueInvalid",
+                format!("Invalid value: \"{kind}\": {}", e.message),
+                e.field_path,
+            )
+        })
+        .collect()
 }
 
 fn check_object(map: &mut Map<String, Value>, schema: &Value, path: &str, causes: &mut Vec<Cause>) {

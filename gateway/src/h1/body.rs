@@ -44,13 +44,26 @@ pub async fn read_more_until<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     deadline: Instant,
 ) -> Result<usize, CopyError> {
-    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-        buf.reserve(READ_CHUNK);
-    }
+    make_room(buf);
     match tokio::time::timeout_at(deadline, src.read_buf(buf)).await {
         Ok(Ok(n)) => Ok(n),
         Ok(Err(e)) => Err(CopyError::Read(e)),
         Err(_) => Err(CopyError::ReadTimeout),
+    }
+}
+
+/// Like [`read_more`], waiting as long as it takes.
+pub async fn read_more_untimed<R: AsyncRead + Unpin>(
+    src: &mut R,
+    buf: &mut BytesMut,
+) -> Result<usize, CopyError> {
+    make_room(buf);
+    src.read_buf(buf).await.map_err(CopyError::Read)
+}
+
+fn make_room(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
     }
 }
 

@@ -32,6 +32,11 @@ pub struct Engine {
     /// the previous response, so this is also the idle keep-alive limit),
     /// and to accept each write.
     pub client_timeout: Duration,
+    /// Longest wait for each read of a request body (nginx's
+    /// `client_body_timeout`); exceeded: 408.
+    pub client_body_timeout: Duration,
+    /// Forward header fields whose names contain `_` (dropped by default).
+    pub allow_underscores_in_headers: bool,
     pub pool: Pool,
 }
 
@@ -147,14 +152,12 @@ impl Engine {
                         return Ok(Next::H2c);
                     }
                 } else {
+                    let most = self.max_request_header_bytes + REQUEST_LINE_ALLOWANCE;
                     match self.plan(&b.req, client, &mut b.out) {
+                        // A head may arrive whole in one large read.
+                        Ok(Some(plan)) if plan.head_len > most => return Err(431),
                         Ok(Some(plan)) => return Ok(Next::Request(plan)),
-                        Ok(None)
-                            if b.req.len()
-                                > self.max_request_header_bytes + REQUEST_LINE_ALLOWANCE =>
-                        {
-                            return Err(431)
-                        }
+                        Ok(None) if b.req.len() > most => return Err(431),
                         Ok(None) => {}
                         Err(HeadError::TooLarge) => return Err(431),
                         Err(e) => {
@@ -213,7 +216,7 @@ impl Engine {
         let facts = RequestFacts {
             authority: meta.host,
             path: meta.path,
-            path_and_query: meta.target,
+            path_and_query: &meta.target,
             header_bytes: meta.header_bytes,
             tls: client.tls,
         };
@@ -253,7 +256,14 @@ impl Engine {
                 &generated[..]
             }
         };
-        head::write_upstream_request(out, &meta, headers, client, request_id);
+        head::write_upstream_request(
+            out,
+            &meta,
+            headers,
+            client,
+            request_id,
+            self.allow_underscores_in_headers,
+        );
         plan.action = Action::Proxy(target);
         Ok(Some(plan))
     }
@@ -300,7 +310,7 @@ impl Engine {
                 }
                 // Read and drop the body so the next request lines up.
                 let limits = Limits {
-                    read: self.client_timeout,
+                    read: self.client_body_timeout,
                     write: self.client_timeout,
                 };
                 copy_body(

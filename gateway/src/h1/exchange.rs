@@ -2,7 +2,9 @@
 //! endpoints tried when connecting fails), the request sent, the response
 //! head read and rewritten, the body streamed back.
 
-use super::body::{buffered_body_len, copy_body, read_more, write_flush, CopyError, Limits};
+use super::body::{
+    buffered_body_len, copy_body, read_more, read_more_untimed, write_flush, CopyError, Limits,
+};
 use super::engine::{Buffers, Engine, Plan};
 use super::head::{self, ClientFraming, Framing, HeadError};
 use super::reply::{self, Reply};
@@ -18,6 +20,8 @@ use tokio::net::TcpStream;
 
 /// Largest upstream response head accepted.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Most interim (1xx) responses accepted before the final one.
+pub(crate) const MAX_INTERIM_RESPONSES: u8 = 8;
 
 /// Why a request got no upstream response.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,8 @@ pub(crate) enum UpstreamError {
     HeadTooLarge,
     #[error("101 Switching Protocols to a request that asked for no upgrade")]
     UnexpectedUpgrade,
+    #[error("more than {MAX_INTERIM_RESPONSES} interim responses")]
+    TooManyInterim,
     #[error("the client's request body: {0}")]
     ClientBody(CopyError),
 }
@@ -51,6 +57,8 @@ impl UpstreamError {
             | UpstreamError::Receive(CopyError::ReadTimeout)
             | UpstreamError::Send(CopyError::WriteTimeout) => 504,
             UpstreamError::ClientBody(CopyError::Chunked(_)) => 400,
+            // The client stopped sending its body (nginx's client_body_timeout).
+            UpstreamError::ClientBody(CopyError::ReadTimeout) => 408,
             // nginx's code for a client that went away mid-request.
             UpstreamError::ClientBody(_) => 499,
             _ => 502,
@@ -86,14 +94,20 @@ struct ResponseContext<'a> {
     is_head: bool,
     /// The client asked for a protocol upgrade.
     upgrade: bool,
+    /// The client sent `Expect: 100-continue`: only then is a `100
+    /// Continue` passed on.
+    expect_continue: bool,
     hsts: Option<&'a [u8]>,
 }
 
 /// A response head, read and rewritten into `Buffers::out`.
 enum HeadRead {
-    /// A 1xx other than 101, `len` bytes long: forwarded raw, then the
-    /// final head follows.
-    Interim(usize),
+    /// A 1xx other than 101, `len` bytes long: passed on raw (or dropped),
+    /// then the final head follows.
+    Interim {
+        status: u16,
+        len: usize,
+    },
     Final(FinalHead),
 }
 
@@ -125,6 +139,7 @@ impl Engine {
             shutdown,
             is_head: plan.is_head,
             upgrade: plan.upgrade,
+            expect_continue: plan.expect_continue,
             hsts,
         };
         let buffered = match buffered_body_len(&b.req, plan.framing) {
@@ -221,13 +236,14 @@ impl Engine {
         write_flush(&mut up.stream, &b.out, self.upstream.write_timeout)
             .await
             .map_err(UpstreamError::Send)?;
+        let mut interim = 0;
         loop {
-            match read_head(&mut up.stream, b, ctx, true, self.upstream.read_timeout).await? {
+            let timeout = Some(self.upstream.read_timeout);
+            match read_head(&mut up.stream, b, ctx, true, timeout).await? {
                 HeadRead::Final(head) => return Ok(head),
-                HeadRead::Interim(len) => {
-                    if !ctx.http10 {
-                        let _ = write_flush(io, &b.resp[..len], self.client_timeout).await;
-                    }
+                HeadRead::Interim { status, len } => {
+                    let head = &b.resp[..len];
+                    pass_interim(io, head, status, ctx, &mut interim, self.client_timeout).await?;
                     b.resp.advance(len);
                 }
             }
@@ -250,10 +266,11 @@ impl Engine {
             .await
             .map_err(UpstreamError::Send)?;
         let limits = Limits {
-            read: self.client_timeout,
+            read: self.client_body_timeout,
             write: self.upstream.write_timeout,
         };
         let read_timeout = self.upstream.read_timeout;
+        let mut interim = 0;
         let Buffers { req, resp, out } = b;
         let (mut head, upload_done) = {
             let (mut client_read, mut client_write) = tokio::io::split(&mut *io);
@@ -274,9 +291,12 @@ impl Engine {
                         resp: &mut *resp,
                         out: &mut *out,
                     };
+                    // The upstream read timeout starts once the whole request
+                    // is sent; until then the upload's own limits apply.
+                    let timeout = upload_done.then_some(read_timeout);
                     tokio::select! {
                         r = &mut upload, if !upload_done => Event::Uploaded(r),
-                        h = read_head_into(&mut up_read, &mut heads, ctx, upload_done, read_timeout) => Event::Head(h),
+                        h = read_head_into(&mut up_read, &mut heads, ctx, upload_done, timeout) => Event::Head(h),
                     }
                 };
                 match event {
@@ -292,15 +312,11 @@ impl Engine {
                     }
                     Event::Head(h) => match h? {
                         HeadRead::Final(head) => break (head, upload_done),
-                        HeadRead::Interim(len) => {
-                            if !ctx.http10 {
-                                let _ = write_flush(
-                                    &mut client_write,
-                                    &resp[..len],
-                                    self.client_timeout,
-                                )
-                                .await;
-                            }
+                        HeadRead::Interim { status, len } => {
+                            let head = &resp[..len];
+                            let limit = self.client_timeout;
+                            pass_interim(&mut client_write, head, status, ctx, &mut interim, limit)
+                                .await?;
                             resp.advance(len);
                         }
                     },
@@ -381,11 +397,12 @@ impl Engine {
                 tracing::debug!("client went away: {e}");
                 return (status, false);
             }
-            400 => tracing::debug!("bad request body: {e}"),
+            400 | 408 => tracing::debug!("bad or stalled request body: {e}"),
             _ => tracing::warn!("upstream request failed ({status}): {e}"),
         }
         let body = match status {
             400 => reply::BAD_REQUEST,
+            408 => reply::REQUEST_TIMEOUT,
             504 => reply::GATEWAY_TIMEOUT,
             _ => reply::BAD_GATEWAY,
         };
@@ -410,12 +427,33 @@ struct HeadBuffers<'a> {
     out: &'a mut Vec<u8>,
 }
 
+/// Passes an interim response on to the client, or drops it: nothing goes
+/// to HTTP/1.0 clients, and `100 Continue` only to a client that asked for
+/// it. More than [`MAX_INTERIM_RESPONSES`] fail the request.
+async fn pass_interim<W: tokio::io::AsyncWrite + Unpin>(
+    client: &mut W,
+    head: &[u8],
+    status: u16,
+    ctx: &ResponseContext<'_>,
+    count: &mut u8,
+    write_limit: Duration,
+) -> Result<(), UpstreamError> {
+    *count += 1;
+    if *count > MAX_INTERIM_RESPONSES {
+        return Err(UpstreamError::TooManyInterim);
+    }
+    if !ctx.http10 && (status != 100 || ctx.expect_continue) {
+        let _ = write_flush(client, head, write_limit).await;
+    }
+    Ok(())
+}
+
 async fn read_head<R: AsyncRead + Unpin>(
     up: &mut R,
     b: &mut Buffers,
     ctx: &ResponseContext<'_>,
     upload_done: bool,
-    timeout: Duration,
+    timeout: Option<Duration>,
 ) -> Result<HeadRead, UpstreamError> {
     let mut heads = HeadBuffers {
         resp: &mut b.resp,
@@ -425,14 +463,15 @@ async fn read_head<R: AsyncRead + Unpin>(
 }
 
 /// Reads until a response head is complete, and for a final head writes
-/// the client's version of it to `out`. Cancel-safe: bytes read stay in
+/// the client's version of it to `out`. `timeout` bounds each read (none:
+/// the request is still being uploaded). Cancel-safe: bytes read stay in
 /// `resp`.
 async fn read_head_into<R: AsyncRead + Unpin>(
     up: &mut R,
     b: &mut HeadBuffers<'_>,
     ctx: &ResponseContext<'_>,
     upload_done: bool,
-    timeout: Duration,
+    timeout: Option<Duration>,
 ) -> Result<HeadRead, UpstreamError> {
     let out = &mut *b.out;
     read_response_head(up, b.resp, ctx.is_head, timeout, |parsed| {
@@ -442,7 +481,10 @@ async fn read_head_into<R: AsyncRead + Unpin>(
             return Err(UpstreamError::UnexpectedUpgrade);
         }
         if (100..200).contains(&meta.status) && meta.status != 101 {
-            return Ok(Some(HeadRead::Interim(meta.head_len)));
+            return Ok(Some(HeadRead::Interim {
+                status: meta.status,
+                len: meta.head_len,
+            }));
         }
         let dechunk = ctx.http10 && meta.framing == Framing::Chunked;
         let close = ctx.closing
@@ -474,24 +516,37 @@ async fn read_head_into<R: AsyncRead + Unpin>(
 
 /// Reads from `up` into `resp` until a response head is complete and
 /// `use_head` takes it: `Some(value)` ends the read; `None` drops that head
-/// (an interim response) and reads the next. Enforces the head size limit.
-/// Cancel-safe: bytes read stay in `resp`. Shared by HTTP/1.x and HTTP/2.
+/// (an interim response) and reads the next, up to
+/// [`MAX_INTERIM_RESPONSES`]. `timeout` bounds each read; `None` waits as
+/// long as it takes (while a request body is still being sent, whose own
+/// limits apply). Enforces the head size limit. Cancel-safe: bytes read
+/// stay in `resp`. Shared by HTTP/1.x and HTTP/2.
 pub(crate) async fn read_response_head<R: AsyncRead + Unpin, T>(
     up: &mut R,
     resp: &mut BytesMut,
     request_is_head: bool,
-    timeout: Duration,
+    timeout: Option<Duration>,
     mut use_head: impl FnMut(&head::ResponseHead<'_, '_>) -> Result<Option<T>, UpstreamError>,
 ) -> Result<T, UpstreamError> {
+    let mut dropped = 0;
     loop {
         if !resp.is_empty() {
             let mut slots = head::header_slots();
             match head::parse_response(resp, &mut slots, request_is_head) {
+                // One read may bring in more than the limit at once: the
+                // complete head is checked too, not only a partial one.
+                Ok(Some(parsed)) if parsed.meta.head_len > MAX_RESPONSE_HEAD => {
+                    return Err(UpstreamError::HeadTooLarge)
+                }
                 Ok(Some(parsed)) => {
                     let len = parsed.meta.head_len;
                     match use_head(&parsed)? {
                         Some(value) => return Ok(value),
                         None => {
+                            dropped += 1;
+                            if dropped > MAX_INTERIM_RESPONSES {
+                                return Err(UpstreamError::TooManyInterim);
+                            }
                             resp.advance(len);
                             continue;
                         }
@@ -504,7 +559,11 @@ pub(crate) async fn read_response_head<R: AsyncRead + Unpin, T>(
                 Err(e) => return Err(UpstreamError::BadHead(e)),
             }
         }
-        match read_more(up, resp, timeout).await {
+        let read = match timeout {
+            Some(limit) => read_more(up, resp, limit).await,
+            None => read_more_untimed(up, resp).await,
+        };
+        match read {
             Ok(0) if resp.is_empty() => return Err(UpstreamError::Closed),
             Ok(0) => return Err(UpstreamError::Receive(CopyError::Truncated)),
             Ok(_) => {}

@@ -2,6 +2,7 @@
 //! of an intermediary (framing, Host, hop-by-hop fields) and writing the
 //! heads we send on.
 
+use std::borrow::Cow;
 use std::mem::MaybeUninit;
 
 /// Header fields per message; more get 431 (requests) or 502 (responses).
@@ -63,6 +64,33 @@ pub fn is_hop_by_hop(name: &str) -> bool {
     .any(|h| name.eq_ignore_ascii_case(h))
 }
 
+/// Fields a `Connection` option can never remove (with the forwarding
+/// fields below): the gateway frames, routes or forwards the message by
+/// them, or writes them itself. A client (or upstream) naming one in
+/// `Connection` is ignored for that name, so that the framing the gateway
+/// read is the framing it sends on.
+const PROTECTED: [&str; 4] = ["content-length", "transfer-encoding", "host", "expect"];
+
+/// The forwarding fields the gateway writes itself (clients' values are
+/// replaced, or for X-Forwarded-For appended to).
+const FORWARDING: [&str; 6] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-real-ip",
+    "x-request-id",
+];
+
+/// Is `name` one a `Connection` option may not remove: the protected
+/// fields and the forwarding fields?
+pub fn is_protected(name: &[u8]) -> bool {
+    PROTECTED
+        .iter()
+        .chain(FORWARDING.iter())
+        .any(|p| name.eq_ignore_ascii_case(p.as_bytes()))
+}
+
 /// True if a comma-separated field value contains `token`.
 pub fn has_token(value: &[u8], token: &str) -> bool {
     value
@@ -76,7 +104,8 @@ struct ConnectionTokens {
     close: bool,
     keep_alive: bool,
     upgrade: bool,
-    /// Some token other than close/keep-alive/upgrade: a field to drop.
+    /// Some token other than close/keep-alive/upgrade that names a field
+    /// which may be dropped (not a protected one).
     names_fields: bool,
 }
 
@@ -89,19 +118,21 @@ impl ConnectionTokens {
                 self.keep_alive = true;
             } else if t.eq_ignore_ascii_case(b"upgrade") {
                 self.upgrade = true;
-            } else if !t.is_empty() {
+            } else if !t.is_empty() && !is_protected(t) {
                 self.names_fields = true;
             }
         }
     }
 }
 
-/// Is `name` listed in any Connection field of `headers`?
+/// Is `name` listed in any Connection field of `headers`, and so removed
+/// as hop-by-hop? Never true for the protected fields.
 pub fn listed_in_connection(headers: &[httparse::Header<'_>], name: &str) -> bool {
-    headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .any(|h| has_token(h.value, name))
+    !is_protected(name.as_bytes())
+        && headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .any(|h| has_token(h.value, name))
 }
 
 fn parse_content_length(value: &[u8]) -> Option<u64> {
@@ -161,8 +192,9 @@ fn framing_fields<'b>(headers: &[httparse::Header<'b>]) -> Result<FramingFields<
 #[derive(Debug)]
 pub struct RequestMeta<'b> {
     pub method: &'b str,
-    /// The target as sent upstream (origin form).
-    pub target: &'b str,
+    /// The target as sent upstream (origin form; owned only when an
+    /// absolute-form target had no path, as `http://a.test?q`).
+    pub target: Cow<'b, str>,
     /// The path used for routing (target without the query).
     pub path: &'b str,
     /// The authority used for routing: from an absolute-form target, else Host.
@@ -174,6 +206,8 @@ pub struct RequestMeta<'b> {
     /// The `Upgrade` value of an upgrade request (e.g. WebSocket).
     pub upgrade: Option<&'b [u8]>,
     pub expect_continue: bool,
+    /// The value of `Content-Length` (one, however often it was repeated).
+    pub content_length: Option<u64>,
     /// Total size of the header fields (names, values, separators).
     pub header_bytes: usize,
     /// A usable X-Request-ID from the client.
@@ -255,7 +289,13 @@ fn request_meta<'b>(
         (Some(n), true) => Framing::Length(n),
     };
     let (authority, target) = split_target(raw_target)?;
-    let path = target.split(['?', '#']).next().unwrap_or(target);
+    let (path, target) = if target.starts_with('?') {
+        // `http://a.test?q`: the path is empty, so `/` (RFC 9112 §3.2.1).
+        ("/", Cow::Owned(format!("/{target}")))
+    } else {
+        let path = target.split(['?', '#']).next().unwrap_or(target);
+        (path, Cow::Borrowed(target))
+    };
     Ok(RequestMeta {
         method,
         target,
@@ -268,13 +308,21 @@ fn request_meta<'b>(
         } else {
             !conn.close
         },
-        upgrade: upgrade.filter(|_| conn.upgrade && !http10),
+        // Only WebSocket is proxied as an upgrade; anything else (h2c, ...)
+        // goes on as an ordinary request without its Upgrade.
+        upgrade: upgrade.filter(|v| conn.upgrade && !http10 && is_websocket(v)),
         expect_continue: expect_continue && !http10,
+        content_length: fields.length,
         header_bytes,
         request_id,
         host_from_target: authority.is_some(),
         names_fields: conn.names_fields,
     })
+}
+
+/// `Upgrade: websocket` (the one protocol the gateway tunnels).
+fn is_websocket(value: &[u8]) -> bool {
+    value.trim_ascii().eq_ignore_ascii_case(b"websocket")
 }
 
 /// Splits an absolute-form target into authority and origin form;
@@ -311,14 +359,18 @@ pub struct ClientInfo {
 }
 
 /// Writes the request head sent upstream: origin-form target, HTTP/1.1,
-/// hop-by-hop fields dropped, forwarding fields set (X-Forwarded-For
-/// appended to, the others overwritten so clients cannot spoof them).
+/// hop-by-hop fields dropped, one `Content-Length` with the value the body
+/// is framed by, forwarding fields set (X-Forwarded-For appended to, the
+/// others overwritten so clients cannot spoof them). Field names with `_`
+/// are dropped unless `allow_underscores` (CGI-style backends read
+/// `X_Forwarded_For` and `X-Forwarded-For` as the same variable).
 pub fn write_upstream_request(
     out: &mut Vec<u8>,
     meta: &RequestMeta<'_>,
     headers: &[httparse::Header<'_>],
     client: &ClientInfo,
     request_id: &[u8],
+    allow_underscores: bool,
 ) {
     out.clear();
     out.extend_from_slice(meta.method.as_bytes());
@@ -345,6 +397,11 @@ pub fn write_upstream_request(
         if meta.names_fields && listed_in_connection(headers, name) {
             continue;
         }
+        if name.eq_ignore_ascii_case("content-length")
+            || (!allow_underscores && name.as_bytes().contains(&b'_'))
+        {
+            continue;
+        }
         if name.eq_ignore_ascii_case("host") {
             if meta.host_from_target {
                 continue;
@@ -356,6 +413,9 @@ pub fn write_upstream_request(
     if !host_written {
         // HTTP/1.1 requires Host; with no authority it is sent empty (RFC 9112 §3.2).
         field(out, b"Host", meta.host.as_bytes());
+    }
+    if let Some(n) = meta.content_length {
+        content_length_field(out, n);
     }
     if let Some(protocol) = meta.upgrade {
         field(out, b"Connection", b"upgrade");
@@ -398,16 +458,23 @@ pub fn write_forwarding_fields(
 }
 
 pub fn is_forwarding_field(name: &str) -> bool {
-    [
-        "x-forwarded-for",
-        "x-forwarded-proto",
-        "x-forwarded-host",
-        "x-forwarded-port",
-        "x-real-ip",
-        "x-request-id",
-    ]
-    .iter()
-    .any(|f| name.eq_ignore_ascii_case(f))
+    FORWARDING.iter().any(|f| name.eq_ignore_ascii_case(f))
+}
+
+/// `Content-Length: n`, without allocating.
+pub fn content_length_field(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut rest = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    field(out, b"Content-Length", &digits[i..]);
 }
 
 pub fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -425,6 +492,8 @@ pub struct ResponseMeta {
     /// The upstream connection may be reused once the body is read.
     pub reusable: bool,
     pub head_len: usize,
+    /// The value of `Content-Length` (one, however often it was repeated).
+    pub content_length: Option<u64>,
 }
 
 /// A parsed response head, borrowed from the read buffer.
@@ -484,6 +553,7 @@ pub fn parse_response<'h, 'b>(
         framing,
         reusable,
         head_len: len,
+        content_length: fields.length,
     };
     Ok(Some(ResponseHead {
         meta,
@@ -548,13 +618,17 @@ pub fn write_client_response(
         if name.eq_ignore_ascii_case("transfer-encoding") && how.dechunk {
             continue;
         }
-        if name.eq_ignore_ascii_case("content-length") && encoded {
+        if name.eq_ignore_ascii_case("content-length") {
+            // Written once below (a repeated or listed value as one).
             continue;
         }
         if how.hsts.is_some() && name.eq_ignore_ascii_case("strict-transport-security") {
             continue;
         }
         field(out, name.as_bytes(), h.value);
+    }
+    if let (Some(n), false) = (meta.content_length, encoded) {
+        content_length_field(out, n);
     }
     if let Some(hsts) = how.hsts {
         field(out, b"Strict-Transport-Security", hsts);

@@ -3,7 +3,9 @@
 //! No task watches an idle connection: whether the upstream closed it is
 //! checked when it is taken (the reactor has marked it readable by then),
 //! and the rare race with a close in flight is covered by the caller
-//! retrying once on a fresh connection.
+//! retrying once on a fresh connection. Connections idle for longer than
+//! the idle timeout are closed by [`Pool::evict_expired`], which one
+//! thread calls every [`Pool::sweep_interval`] for the whole pool.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -75,6 +77,36 @@ impl Pool {
             stream,
             since: Instant::now(),
         });
+    }
+
+    /// Closes every connection idle for the idle timeout or longer.
+    /// Returns how many were closed.
+    pub fn evict_expired(&self) -> usize {
+        let mut expired = Vec::new();
+        {
+            let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            let timeout = self.idle_timeout;
+            inner.by_address.retain(|_, list| {
+                // Oldest first: expired connections are a prefix.
+                let keep_from = list
+                    .iter()
+                    .position(|idle| now.duration_since(idle.since) < timeout)
+                    .unwrap_or(list.len());
+                expired.extend(list.drain(..keep_from));
+                !list.is_empty()
+            });
+            inner.count -= expired.len();
+        }
+        // Closed outside the lock.
+        expired.len()
+    }
+
+    /// How often [`Pool::evict_expired`] should run: a quarter of the idle
+    /// timeout, between 50 ms and 5 s, so that no connection outlives the
+    /// timeout by more than that.
+    pub fn sweep_interval(&self) -> Duration {
+        (self.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5))
     }
 
     /// Idle connections held now.
@@ -155,5 +187,26 @@ mod tests {
             expiring.take(addr).is_none(),
             "expired connections are dropped"
         );
+    }
+
+    #[tokio::test]
+    async fn expired_connections_are_closed_without_being_taken() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let pool = Pool::new(8, Duration::from_millis(100));
+        let (old, mut old_server) = pair(&listener).await;
+        pool.put(addr, old);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let (fresh, _fresh_server) = pair(&listener).await;
+        pool.put(addr, fresh);
+        assert_eq!(pool.evict_expired(), 1);
+        assert_eq!(pool.idle(), 1, "the fresh connection stays");
+        // The upstream sees the expired one closed.
+        let mut byte = [0u8; 1];
+        let n = tokio::io::AsyncReadExt::read(&mut old_server, &mut byte)
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+        assert_eq!(pool.sweep_interval(), Duration::from_millis(50));
     }
 }

@@ -6,6 +6,7 @@ pub const NOT_FOUND: &[u8] = b"404 Not Found: no Ingress rule matches this host 
 pub const NO_ENDPOINTS: &[u8] = b"503 Service Unavailable: the backend has no ready endpoints\n";
 pub const HEADERS_TOO_LARGE: &[u8] = b"431 Request Header Fields Too Large\n";
 pub const BAD_REQUEST: &[u8] = b"400 Bad Request\n";
+pub const REQUEST_TIMEOUT: &[u8] = b"408 Request Timeout: the request body stopped arriving\n";
 pub const BAD_GATEWAY: &[u8] = b"502 Bad Gateway\n";
 pub const GATEWAY_TIMEOUT: &[u8] = b"504 Gateway Timeout\n";
 
@@ -73,6 +74,7 @@ fn reason(status: u16) -> &'static str {
         308 => "Permanent Redirect",
         400 => "Bad Request",
         404 => "Not Found",
+        408 => "Request Timeout",
         431 => "Request Header Fields Too Large",
         502 => "Bad Gateway",
         503 => "Service Unavailable",

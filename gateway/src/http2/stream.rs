@@ -328,7 +328,8 @@ impl Exchange<'_> {
         write_flush(&mut up.stream, out, self.engine.upstream.write_timeout)
             .await
             .map_err(UpstreamError::Send)?;
-        self.read_head(&mut up.stream, resp).await
+        let timeout = Some(self.engine.upstream.read_timeout);
+        self.read_head(&mut up.stream, resp, timeout).await
     }
 
     /// Sends the head, then the body as the client sends it, while waiting
@@ -347,7 +348,8 @@ impl Exchange<'_> {
         let write_timeout = self.engine.upstream.write_timeout;
         let chunked = self.framing == Framing::Chunked;
         let (head, upload_done) = {
-            let upload = upload(body, &mut up_write, chunked, write_timeout);
+            let body_timeout = self.engine.client_body_timeout;
+            let upload = upload(body, &mut up_write, chunked, write_timeout, body_timeout);
             tokio::pin!(upload);
             let mut upload_done = false;
             loop {
@@ -356,7 +358,9 @@ impl Exchange<'_> {
                         r?;
                         upload_done = true;
                     }
-                    h = self.read_head(&mut up_read, resp) => break (h?, upload_done),
+                    // The upstream read timeout starts once the whole
+                    // request is sent; until then the upload's limits apply.
+                    h = self.read_head(&mut up_read, resp, upload_done.then_some(self.engine.upstream.read_timeout)) => break (h?, upload_done),
                 }
             }
         };
@@ -373,8 +377,8 @@ impl Exchange<'_> {
         &self,
         up: &mut R,
         resp: &mut BytesMut,
+        timeout: Option<std::time::Duration>,
     ) -> Result<UpstreamHead, UpstreamError> {
-        let timeout = self.engine.upstream.read_timeout;
         let head = read_response_head(up, resp, self.is_head, timeout, |parsed| {
             let meta = parsed.meta;
             if meta.status == 101 {
@@ -461,6 +465,7 @@ impl Exchange<'_> {
         tracing::warn!("upstream request failed ({status}): {e}");
         let body = match status {
             400 => reply::BAD_REQUEST,
+            408 => reply::REQUEST_TIMEOUT,
             504 => reply::GATEWAY_TIMEOUT,
             _ => reply::BAD_GATEWAY,
         };
@@ -544,9 +549,15 @@ async fn upload<W: AsyncWrite + Unpin>(
     up: &mut W,
     chunked: bool,
     write_timeout: std::time::Duration,
+    body_timeout: std::time::Duration,
 ) -> Result<(), UpstreamError> {
     let mut frame = Vec::new();
-    while let Some(data) = body.data().await {
+    loop {
+        // nginx's client_body_timeout: the longest wait for the next DATA.
+        let next = tokio::time::timeout(body_timeout, body.data())
+            .await
+            .map_err(|_| UpstreamError::ClientBody(CopyError::ReadTimeout))?;
+        let Some(data) = next else { break };
         let data =
             data.map_err(|e| UpstreamError::ClientBody(CopyError::Read(std::io::Error::other(e))))?;
         let n = data.len();

@@ -128,7 +128,10 @@ impl State {
         defaults::apply(info, object, old, &mut self.allocators);
         if info.custom {
             if let Some(schema) = info.schemas.get(&target.version) {
-                let causes = schema::prune_and_validate(object, schema);
+                let mut causes = schema::prune_and_validate(object, schema);
+                if causes.is_empty() {
+                    causes = schema::cel_causes(object, schema, old);
+                }
                 if !causes.is_empty() {
                     return Err(ApiError::invalid(&info.kind, meta::name(object), causes));
                 }

@@ -11,7 +11,7 @@ fn request(raw: &str) -> Result<Option<(String, usize)>, HeadError> {
         return Ok(None);
     };
     let mut out = Vec::new();
-    write_upstream_request(&mut out, &meta, headers, &client, b"id-1");
+    write_upstream_request(&mut out, &meta, headers, &client, b"id-1", false);
     Ok(Some((String::from_utf8(out).unwrap(), len)))
 }
 
@@ -52,6 +52,15 @@ fn absolute_form_targets_become_origin_form() {
         .unwrap()
         .unwrap();
     assert!(out.starts_with("GET / HTTP/1.1\r\n"), "{out}");
+    // No path but a query: the path is `/` (the request_head fuzz target's
+    // round-trip check flags the old `GET ?q=1`).
+    let (out, _) = request("GET http://a.test?q=1 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.starts_with("GET /?q=1 HTTP/1.1\r\nHost: a.test\r\n"),
+        "{out}"
+    );
     assert_eq!(
         request("GET ftp://a.test/ HTTP/1.1\r\nHost: a\r\n\r\n").unwrap_err(),
         HeadError::BadTarget
@@ -289,4 +298,77 @@ fn content_length_never_reaches_the_client_beside_transfer_encoding() {
     assert_eq!(meta.framing, Framing::UntilClose);
     assert!(!meta.reusable);
     assert_eq!(out, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
+}
+
+#[test]
+fn connection_options_cannot_remove_protected_fields() {
+    let raw = "POST /c HTTP/1.1\r\nHost: a\r\nConnection: content-length, host, expect, x-request-id, x-gone\r\n\
+               Content-Length: 3\r\nExpect: 100-continue\r\nX-Request-ID: mine\r\nX-Gone: 1\r\n\r\nabc";
+    let (out, _) = request(raw).unwrap().unwrap();
+    let want = "POST /c HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\
+                X-Forwarded-For: 192.0.2.7\r\nX-Real-IP: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n\
+                X-Forwarded-Host: a\r\nX-Forwarded-Port: 8080\r\nX-Request-ID: id-1\r\n\r\n";
+    assert_eq!(out, want);
+    let (out, _) = request(
+        "POST /t HTTP/1.1\r\nHost: a\r\nConnection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    .unwrap()
+    .unwrap();
+    assert!(out.contains("\r\nTransfer-Encoding: chunked\r\n"), "{out}");
+
+    let (_, out) = response(
+        "HTTP/1.1 200 OK\r\nConnection: content-length, transfer-encoding, x-gone\r\nX-Gone: 1\r\nContent-Length: 5\r\n\r\n",
+        false,
+        KEEP,
+    );
+    assert_eq!(out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+}
+
+#[test]
+fn content_length_is_sent_once_as_one_value() {
+    for raw in [
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+    ] {
+        let (out, _) = request(raw).unwrap().unwrap();
+        assert_eq!(out.matches("Content-Length").count(), 1, "{out}");
+        assert!(out.contains("\r\nContent-Length: 5\r\n"), "{out}");
+    }
+    let (_, out) = response(
+        "HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\nContent-Length: 7\r\n\r\n",
+        false,
+        KEEP,
+    );
+    assert_eq!(out, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n");
+    let mut out = Vec::new();
+    content_length_field(&mut out, u64::MAX);
+    assert_eq!(out, b"Content-Length: 18446744073709551615\r\n");
+}
+
+#[test]
+fn only_websocket_upgrades_are_kept() {
+    let raw =
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\
+               HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n";
+    let (out, _) = request(raw).unwrap().unwrap();
+    assert!(!out.to_ascii_lowercase().contains("upgrade"), "{out}");
+    assert!(!out.contains("HTTP2-Settings"), "{out}");
+}
+
+#[test]
+fn field_names_with_underscores_are_dropped_unless_allowed() {
+    let raw = "GET / HTTP/1.1\r\nHost: a\r\nX_Auth: admin\r\nX-Auth: alice\r\n\r\n";
+    let (out, _) = request(raw).unwrap().unwrap();
+    assert!(!out.contains("X_Auth"), "{out}");
+    assert!(out.contains("X-Auth: alice"), "{out}");
+    let mut slots = header_slots();
+    let (meta, headers, _) = parse_request(raw.as_bytes(), &mut slots).unwrap().unwrap();
+    let client = ClientInfo {
+        ip: None,
+        server_port: None,
+        tls: false,
+    };
+    let mut out = Vec::new();
+    write_upstream_request(&mut out, &meta, headers, &client, b"id", true);
+    assert!(String::from_utf8(out).unwrap().contains("X_Auth: admin"));
 }

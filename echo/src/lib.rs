@@ -1,6 +1,10 @@
 //! The echo backend's server, usable in-process from tests or through the
 //! `gatehouse-echo` binary. HTTP/1.1 and cleartext HTTP/2 on one port, and
 //! WebSocket upgrades on HTTP/1.1 (messages are echoed back).
+//!
+//! A crate of its own, apart from the end-to-end harness (`gatehouse-e2e`,
+//! which re-exports it as `gatehouse_e2e::echo`), so that the quickstart can
+//! build the echo backend without the harness's dependencies.
 
 pub mod websocket;
 

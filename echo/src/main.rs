@@ -12,7 +12,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use gatehouse_e2e::echo::{serve, EchoIdentity};
+use gatehouse_echo::{serve, EchoIdentity};
 use std::net::SocketAddr;
 
 #[derive(Parser, Debug)]
