@@ -13,7 +13,7 @@ use crate::cluster_burst::{
 use crate::cluster_objects::{self as objects, SWITCH, SWITCH_HOST, TARGET, TARGET_HOST};
 use crate::cluster_timing::{attribute, Change, ChangeKind};
 use crate::http_probe::{free_ports, wait_for_port, Probe};
-use crate::kube_api::{write_all, ApiClient, ApiError, Write};
+use crate::kube_api::{write_all, ApiClient, ApiError, Resource, Write};
 use crate::log_times;
 use crate::procs::{Proc, ProcError};
 use crate::sysstat::{self, MachineStats, MachineWindow, StatError};
@@ -93,7 +93,7 @@ pub struct Memory {
 }
 
 impl Memory {
-    fn of(pid: u32) -> Result<Self, StatError> {
+    pub fn of(pid: u32) -> Result<Self, StatError> {
         Ok(Memory {
             rss_kib: sysstat::process_rss_kib(pid)?,
             peak_kib: sysstat::process_peak_rss_kib(pid)?,
@@ -208,7 +208,7 @@ fn echo(
 }
 
 /// The address a process logged after `marker` (`... marker addr=HOST:PORT`).
-fn logged_addr(proc: &mut Proc, marker: &str) -> Result<Option<SocketAddr>, ProcError> {
+pub fn logged_addr(proc: &mut Proc, marker: &str) -> Result<Option<SocketAddr>, ProcError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let log =
@@ -228,6 +228,79 @@ fn logged_addr(proc: &mut Proc, marker: &str) -> Result<Option<SocketAddr>, Proc
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(None)
+}
+
+/// The IPPool CRD as the chart ships it.
+pub const IPPOOL_CRD: &str = include_str!("../../charts/gatehouse/crds/ippools.gatehouse.dev.yaml");
+
+/// Starts the API emulator on `api` and waits until it listens and has
+/// written `kubeconfig`.
+pub fn start_emulator(
+    bin: &Path,
+    dir: &Path,
+    api: SocketAddr,
+    kubeconfig: &Path,
+    history: usize,
+) -> Result<Proc, ClusterPropagationError> {
+    let mut emulator = Proc::spawn(
+        "kube-emulator",
+        &bin.display().to_string(),
+        &[
+            "--listen".into(),
+            api.to_string(),
+            "--kubeconfig".into(),
+            kubeconfig.display().to_string(),
+            "--history".into(),
+            history.to_string(),
+        ],
+        None,
+        dir,
+    )?;
+    // The kubeconfig is written right after the listener is bound.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(kubeconfig.is_file() && wait_for_port(api, Duration::from_millis(100))) {
+        emulator.ensure_running()?;
+        if Instant::now() > deadline {
+            return Err(ClusterPropagationError::Timeout {
+                what: "the API emulator to listen".into(),
+                after: Duration::from_secs(30),
+                dir: dir.display().to_string(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(emulator)
+}
+
+/// Starts the controller in cluster mode (its defaults otherwise: load
+/// balancer allocation on), streaming snapshots on `snapshot` over mutual
+/// TLS, its admin endpoints on a free port it logs.
+pub fn start_controller(
+    bin: &Path,
+    dir: &Path,
+    kubeconfig: &Path,
+    snapshot: SocketAddr,
+    certs: &StreamCerts,
+) -> Result<Proc, ProcError> {
+    Proc::spawn_with_env(
+        "controller",
+        &bin.display().to_string(),
+        &[
+            vec![
+                "--kubeconfig".into(),
+                kubeconfig.display().to_string(),
+                "--snapshot-addr".into(),
+                snapshot.to_string(),
+                "--admin-addr".into(),
+                "127.0.0.1:0".into(),
+            ],
+            certs.controller_args(),
+        ]
+        .concat(),
+        None,
+        dir,
+        &[("GATEHOUSE_LOG", CONTROLLER_LOG), ("NO_COLOR", "1")],
+    )
 }
 
 /// Runs one scale.
@@ -254,34 +327,10 @@ pub fn run(
     let kubeconfig = dir.join("kubeconfig");
     let writes = objects::objects(plan.ingresses, blue, green);
     let history = 2 * writes.len() + 2 * plan.burst + 4 * plan.changes + 10_000;
-    let mut emulator = Proc::spawn(
-        "kube-emulator",
-        &bins.emulator.display().to_string(),
-        &[
-            "--listen".into(),
-            api.to_string(),
-            "--kubeconfig".into(),
-            kubeconfig.display().to_string(),
-            "--history".into(),
-            history.to_string(),
-        ],
-        None,
-        &dir,
-    )?;
-    // The kubeconfig is written right after the listener is bound.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !(kubeconfig.is_file() && wait_for_port(api, Duration::from_millis(100))) {
-        emulator.ensure_running()?;
-        if Instant::now() > deadline {
-            return Err(ClusterPropagationError::Timeout {
-                what: "the API emulator to listen".into(),
-                after: Duration::from_secs(30),
-                dir: dir.display().to_string(),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let emulator = start_emulator(&bins.emulator, &dir, api, &kubeconfig, history)?;
     let mut client = ApiClient::new(api);
+    // As the chart installs it: the controller watches IPPools.
+    client.create_yaml(Resource::CustomResourceDefinition, IPPOOL_CRD)?;
     for w in objects::preamble() {
         client.write(&w)?;
     }
@@ -290,25 +339,7 @@ pub fn run(
     let setup = setup_started.elapsed();
 
     let started = Instant::now();
-    let mut controller = Proc::spawn_with_env(
-        "controller",
-        &bins.controller.display().to_string(),
-        &[
-            vec![
-                "--kubeconfig".into(),
-                kubeconfig.display().to_string(),
-                "--snapshot-addr".into(),
-                snapshot.to_string(),
-                "--admin-addr".into(),
-                "127.0.0.1:0".into(),
-            ],
-            certs.controller_args(),
-        ]
-        .concat(),
-        None,
-        &dir,
-        &[("GATEHOUSE_LOG", CONTROLLER_LOG), ("NO_COLOR", "1")],
-    )?;
+    let mut controller = start_controller(&bins.controller, &dir, &kubeconfig, snapshot, &certs)?;
     let gateway = Proc::spawn_with_env(
         "gateway",
         &bins.gateway.display().to_string(),

@@ -5,6 +5,7 @@ use crate::cluster_burst::BurstResult;
 use crate::cluster_propagation::ClusterResult;
 use crate::cluster_timing::{percentile, Change, ChangeKind};
 use crate::report::{median, CONTENTION_LIMIT, STEAL_LIMIT};
+use crate::sysstat::MachineStats;
 use std::fmt::Write;
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -66,11 +67,7 @@ pub fn resources_table(results: &[ClusterResult]) -> String {
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
-        let flag = if r.machine.steal > STEAL_LIMIT || r.machine.other > CONTENTION_LIMIT {
-            " ⚠"
-        } else {
-            ""
-        };
+        let flag = load_flag(&r.machine);
         let _ = writeln!(
             out,
             "| {} | {} | {:.1} ({:.0}) | {} | {:.2} | {:.0} ({:.0}) | {:.0} ({:.0}) | {:.0} | {:.0}%{flag} | {:.1}% |",
@@ -90,6 +87,16 @@ pub fn resources_table(results: &[ClusterResult]) -> String {
         );
     }
     out
+}
+
+/// ` ⚠` where steal or other processes' load was above the limits the
+/// throughput runs are held to.
+pub fn load_flag(machine: &MachineStats) -> &'static str {
+    if machine.steal > STEAL_LIMIT || machine.other > CONTENTION_LIMIT {
+        " ⚠"
+    } else {
+        ""
+    }
 }
 
 /// Bursts: one row per scale and burst.

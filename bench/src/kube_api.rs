@@ -35,6 +35,8 @@ pub enum Resource {
     Service,
     EndpointSlice,
     Ingress,
+    /// Cluster-scoped.
+    CustomResourceDefinition,
 }
 
 impl Resource {
@@ -49,6 +51,9 @@ impl Resource {
             }
             Resource::Ingress => {
                 format!("/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses")
+            }
+            Resource::CustomResourceDefinition => {
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions".into()
             }
         }
     }
@@ -114,11 +119,30 @@ impl ApiClient {
             ),
         };
         let bytes = body.to_string().into_bytes();
+        self.send(method, path, Some((content_type, &bytes)))
+    }
+
+    /// Creates the objects of a YAML manifest (one document) in
+    /// `resource`'s collection; returns the resourceVersion.
+    pub fn create_yaml(&mut self, resource: Resource, yaml: &str) -> Result<u64, ApiError> {
+        self.send(
+            "POST",
+            resource.collection(""),
+            Some(("application/yaml", yaml.as_bytes())),
+        )
+    }
+
+    fn send(
+        &mut self,
+        method: &str,
+        path: String,
+        body: Option<(&str, &[u8])>,
+    ) -> Result<u64, ApiError> {
         let reply = self.probe.send(&Request {
             method,
             host: &self.host,
             path: &path,
-            body: Some((content_type, &bytes)),
+            body,
         })?;
         let text = || String::from_utf8_lossy(&reply.body).into_owned();
         if !(200..300).contains(&reply.status) {
