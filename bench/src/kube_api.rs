@@ -37,6 +37,8 @@ pub enum Resource {
     Ingress,
     /// Cluster-scoped.
     CustomResourceDefinition,
+    /// Gatehouse's IPPool (cluster-scoped).
+    IpPool,
 }
 
 impl Resource {
@@ -55,6 +57,7 @@ impl Resource {
             Resource::CustomResourceDefinition => {
                 "/apis/apiextensions.k8s.io/v1/customresourcedefinitions".into()
             }
+            Resource::IpPool => "/apis/gatehouse.dev/v1alpha1/ippools".into(),
         }
     }
 
@@ -132,6 +135,47 @@ impl ApiClient {
         )
     }
 
+    /// Every object of a collection, listed in pages of `page` objects
+    /// (`limit` and `continue`, as clients list large collections).
+    pub fn list_all(&mut self, collection: &str, page: usize) -> Result<Vec<Value>, ApiError> {
+        let mut items = Vec::new();
+        let mut token = String::new();
+        loop {
+            let mut path = format!("{collection}?limit={page}");
+            if !token.is_empty() {
+                path.push_str("&continue=");
+                path.push_str(&query_escape(&token));
+            }
+            let reply = self.probe.get(&self.host, &path)?;
+            let text = || String::from_utf8_lossy(&reply.body).into_owned();
+            if reply.status != 200 {
+                return Err(ApiError::Status {
+                    method: "GET".into(),
+                    path,
+                    status: reply.status,
+                    body: text(),
+                });
+            }
+            let mut list: Value =
+                serde_json::from_slice(&reply.body).map_err(|_| ApiError::Reply {
+                    method: "GET".into(),
+                    path: path.clone(),
+                    body: text(),
+                })?;
+            if let Some(Value::Array(page_items)) = list.get_mut("items").map(Value::take) {
+                items.extend(page_items);
+            }
+            token = list
+                .pointer("/metadata/continue")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            if token.is_empty() {
+                return Ok(items);
+            }
+        }
+    }
+
     fn send(
         &mut self,
         method: &str,
@@ -167,6 +211,19 @@ impl ApiClient {
                 body: text(),
             })
     }
+}
+
+/// `value` with everything but RFC 3986 unreserved characters escaped.
+fn query_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Sends `writes` over `connections` connections at once (each takes every
@@ -232,5 +289,15 @@ mod tests {
             Resource::Service.collection("bench"),
             "/api/v1/namespaces/bench/services"
         );
+        assert_eq!(
+            Resource::IpPool.object("", "a-team"),
+            "/apis/gatehouse.dev/v1alpha1/ippools/a-team"
+        );
+    }
+
+    #[test]
+    fn continue_tokens_are_escaped_for_the_query() {
+        assert_eq!(query_escape("eyJy-_x"), "eyJy-_x");
+        assert_eq!(query_escape("a+b/c=&"), "a%2Bb%2Fc%3D%26");
     }
 }

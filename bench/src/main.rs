@@ -5,6 +5,7 @@
 
 mod certs;
 mod cluster_burst;
+mod cluster_lb;
 mod cluster_objects;
 mod cluster_propagation;
 mod cluster_report;
@@ -79,6 +80,10 @@ struct Args {
     /// Ingresses); 0 skips the bursts [default: 1000, quick: 100].
     #[arg(long)]
     burst: Option<usize>,
+    /// Service counts for the load-balancer allocation test [default:
+    /// 10000, quick: 1000].
+    #[arg(long, value_delimiter = ',')]
+    lb_services: Option<Vec<usize>>,
     #[arg(long)]
     skip_throughput: bool,
     /// Skip the local-mode propagation test.
@@ -87,6 +92,9 @@ struct Args {
     /// Skip the cluster-mode propagation test.
     #[arg(long)]
     skip_cluster_propagation: bool,
+    /// Skip the load-balancer allocation test.
+    #[arg(long)]
+    skip_load_balancer: bool,
     /// The core every proxy runs on (alone).
     #[arg(long, default_value_t = 1)]
     proxy_cpu: usize,
@@ -244,6 +252,10 @@ fn main() -> anyhow::Result<()> {
         let section = cluster_propagation_section(&args, &bin, &work)?;
         summary += &section;
     }
+    if !args.skip_load_balancer {
+        let section = load_balancer_section(&args, &bin, &work)?;
+        summary += &section;
+    }
     std::fs::write(work.join("results.md"), &summary)?;
     println!("\nresults: {}", work.join("results.md").display());
     Ok(())
@@ -300,6 +312,51 @@ fn cluster_propagation_section(
         cluster_report::resources_table(&results),
         cluster_burst::CONNECTIONS,
         cluster_report::burst_table(&results),
+    );
+    print!("{section}");
+    Ok(section)
+}
+
+/// Runs the load-balancer allocation test at every scale; returns its
+/// section of the results (printed as well).
+fn load_balancer_section(
+    args: &Args,
+    bin: &dyn Fn(&str) -> anyhow::Result<PathBuf>,
+    work: &Path,
+) -> anyhow::Result<String> {
+    let bins = cluster_lb::Binaries {
+        controller: bin("gatehouse-controller")?,
+        emulator: bin("kube-emulator")?,
+    };
+    let scales = args
+        .lb_services
+        .clone()
+        .unwrap_or_else(|| vec![if args.quick { 1000 } else { 10000 }]);
+    let mut results = Vec::new();
+    for &services in &scales {
+        println!(
+            "\nload-balancer allocation: {services} LoadBalancer Services and {} IPPools in the API emulator, then the controller",
+            cluster_lb::pools().len()
+        );
+        let plan = cluster_lb::Plan {
+            services,
+            max_quiet_wait: Duration::from_secs(args.max_quiet_wait),
+        };
+        let r = cluster_lb::run(&bins, work, &plan)
+            .with_context(|| format!("load-balancer allocation for {services} Services"))?;
+        println!("{}", cluster_lb::progress(&r));
+        results.push(r);
+    }
+    let section = format!(
+        "\n### Load-balancer address allocation (controller start → every Service's address in its status)\n\n\
+         Services and pools are written before the controller starts. *all addressed* is when a paged list \
+         (pages of 500) first showed every Service with its addresses (*list* = how long one list takes: the resolution); \
+         first / last status write from the controller's log; *rounds* and *planning* from its \
+         `gatehouse_controller_lb_round_duration_seconds` histogram (planning only, not the status writes; \
+         *slowest round ≤* is the smallest bucket holding every round); *statuses checked*: families, pairs sharing \
+         one address, team a's pool, no other address held twice. Other load and steal over the controller's run, \
+         as shares of both cores.\n\n{}",
+        cluster_lb::table(&results)
     );
     print!("{section}");
     Ok(section)

@@ -278,6 +278,11 @@ impl MachineWindow {
         })
     }
 
+    /// Counts a process started after the window opened as ours.
+    pub fn include_started(&mut self, pid: u32) {
+        self.ours.push((pid, 0));
+    }
+
     /// Processes that exited meanwhile count as not ours: stop them after.
     pub fn close(self) -> Result<MachineStats, StatError> {
         let cpu = read_cpu_times()?;

@@ -1,7 +1,8 @@
 //! The benchmark suite end to end, scaled down so it runs with the tests:
 //! every proxy is started, checked to route, loaded over HTTP/1.1 and
 //! HTTP/2, propagation is measured in local and in cluster mode (the API
-//! emulator, the controller over mutual TLS, bursts), results are written,
+//! emulator, the controller over mutual TLS, bursts), load-balancer
+//! addresses are allocated to 100 Services, results are written,
 //! and nothing the suite started is left running. Numbers are not checked here (timing
 //! belongs to `scripts/bench.sh` runs); that the suite works is.
 
@@ -60,6 +61,7 @@ fn benchmark_suite_runs_end_to_end_and_stops_everything() {
         .args(["--no-direct", "--max-quiet-wait", "0"])
         .args(["--ingresses", "50", "--changes", "2"])
         .args(["--cluster-ingresses", "20", "--burst", "10"])
+        .args(["--lb-services", "100"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -99,6 +101,11 @@ fn benchmark_suite_runs_end_to_end_and_stops_everything() {
             .unwrap_or_else(|| panic!("no {burst} burst row in\n{results}"));
         assert!(row.contains("| 10/10 |"), "every change served: {row}");
     }
+    let lb = results
+        .lines()
+        .find(|l| l.starts_with("| 100 | 4 |"))
+        .unwrap_or_else(|| panic!("no load-balancer row in\n{results}"));
+    assert!(lb.contains("| all as laid out |"), "{lb}");
 
     // Every sample served requests and none failed.
     let csv = std::fs::read_to_string(work_dir.join("samples.csv")).unwrap();
