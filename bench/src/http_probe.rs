@@ -1,6 +1,7 @@
-//! A minimal blocking HTTP/1.1 client for checks between runs: one keepalive
-//! connection, `GET` with a Host header, `Content-Length` bodies only (what
-//! the upstreams and proxies under test send).
+//! A minimal blocking HTTP/1.1 client for checks between runs and for
+//! writes to the Kubernetes API emulator: one keepalive connection, any
+//! method with a Host header and an optional body, `Content-Length` bodies
+//! only (what the upstreams, proxies and the emulator send).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -43,18 +44,31 @@ impl Probe {
     /// `GET path` with `Host: host`. Reconnects once if a kept-alive
     /// connection turned out to be closed.
     pub fn get(&mut self, host: &str, path: &str) -> Result<Reply, ProbeError> {
+        self.send(&Request {
+            method: "GET",
+            host,
+            path,
+            body: None,
+        })
+    }
+
+    /// Sends one request and reads its reply. Reconnects once if a
+    /// kept-alive connection turned out to be closed (callers only send
+    /// requests that may be repeated: GETs and idempotent writes, or writes
+    /// whose repetition fails visibly, as a second create does).
+    pub fn send(&mut self, request: &Request<'_>) -> Result<Reply, ProbeError> {
         let reused = self.conn.is_some();
-        match self.try_get(host, path) {
+        match self.try_send(request) {
             Ok(r) => Ok(r),
             Err(_) if reused => {
                 self.conn = None;
-                self.try_get(host, path)
+                self.try_send(request)
             }
             Err(e) => Err(e),
         }
     }
 
-    fn try_get(&mut self, host: &str, path: &str) -> Result<Reply, ProbeError> {
+    fn try_send(&mut self, request: &Request<'_>) -> Result<Reply, ProbeError> {
         let addr = self.addr;
         let io = |source| ProbeError::Io { addr, source };
         let malformed = |what: &str| ProbeError::Malformed {
@@ -72,10 +86,7 @@ impl Probe {
                 .conn
                 .as_mut()
                 .ok_or_else(|| malformed("no connection"))?;
-            let request = format!(
-                "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: gatehouse-bench\r\n\r\n"
-            );
-            conn.get_mut().write_all(request.as_bytes()).map_err(io)?;
+            conn.get_mut().write_all(&request.encode()).map_err(io)?;
             let mut line = String::new();
             conn.read_line(&mut line).map_err(io)?;
             let status: u16 = line
@@ -118,6 +129,41 @@ impl Probe {
                 Err(e)
             }
         }
+    }
+}
+
+/// One request: method, Host, path and an optional body with its type.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub host: &'a str,
+    pub path: &'a str,
+    /// Content-Type and bytes.
+    pub body: Option<(&'a str, &'a [u8])>,
+}
+
+impl Request<'_> {
+    /// The request as sent: head, then the body with its Content-Length.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = format!(
+            "{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: gatehouse-bench\r\n",
+            self.method, self.path, self.host
+        )
+        .into_bytes();
+        if let Some((content_type, body)) = self.body {
+            out.extend_from_slice(
+                format!(
+                    "Content-Type: {content_type}\r\nAccept: application/json\r\nContent-Length: {}\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(body);
+        } else {
+            out.extend_from_slice(b"\r\n");
+        }
+        out
     }
 }
 

@@ -3,9 +3,18 @@
 //! propagation through the controller at 1,000 and 10,000 Ingresses.
 //! Loopback only; every process it starts is stopped, also on Ctrl-C.
 
+mod certs;
+mod cluster_burst;
+mod cluster_lb;
+mod cluster_objects;
+mod cluster_propagation;
+mod cluster_report;
+mod cluster_timing;
 mod haproxy_conf;
 mod http_probe;
+mod kube_api;
 mod load;
+mod log_times;
 mod nginx_conf;
 mod procs;
 mod propagation;
@@ -60,13 +69,33 @@ struct Args {
     /// Ingress counts for the propagation test.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     ingresses: Vec<usize>,
-    /// Edits of the target Ingress per scale [default: 25, quick: 6].
+    /// Edits of the target Ingress per scale [default: 25, quick: 6]; in
+    /// cluster mode, changes of each kind (Ingress, EndpointSlice).
     #[arg(long)]
     changes: Option<usize>,
+    /// Ingress counts for the cluster-mode propagation test [default:
+    /// 1000,10000, quick: 100,1000].
+    #[arg(long, value_delimiter = ',')]
+    cluster_ingresses: Option<Vec<usize>>,
+    /// Objects changed by each burst in cluster mode (EndpointSlices, then
+    /// Ingresses); 0 skips the bursts [default: 1000, quick: 100].
+    #[arg(long)]
+    burst: Option<usize>,
+    /// Service counts for the load-balancer allocation test [default:
+    /// 10000, quick: 1000].
+    #[arg(long, value_delimiter = ',')]
+    lb_services: Option<Vec<usize>>,
     #[arg(long)]
     skip_throughput: bool,
+    /// Skip the local-mode propagation test.
     #[arg(long)]
     skip_propagation: bool,
+    /// Skip the cluster-mode propagation test.
+    #[arg(long)]
+    skip_cluster_propagation: bool,
+    /// Skip the load-balancer allocation test.
+    #[arg(long)]
+    skip_load_balancer: bool,
     /// The core every proxy runs on (alone).
     #[arg(long, default_value_t = 1)]
     proxy_cpu: usize,
@@ -267,6 +296,14 @@ fn main() -> anyhow::Result<()> {
         print!("{section}");
         summary += &section;
     }
+    if !args.skip_cluster_propagation {
+        let section = cluster_propagation_section(&args, &bin, &work)?;
+        summary += &section;
+    }
+    if !args.skip_load_balancer {
+        let section = load_balancer_section(&args, &bin, &work)?;
+        summary += &section;
+    }
     std::fs::write(work.join("results.md"), &summary)?;
     println!("\nresults: {}", work.join("results.md").display());
     Ok(())
@@ -281,6 +318,107 @@ fn layout(args: &Args, work: &Path, gateway_bin: PathBuf) -> proxies::Layout {
         rig_cpus: CpuList(args.rig_cpu.to_string()),
         gateway_args: args.gateway_args.clone(),
     }
+}
+
+/// Runs the cluster-mode propagation at every scale; returns its section
+/// of the results (printed as well).
+fn cluster_propagation_section(
+    args: &Args,
+    bin: &dyn Fn(&str) -> anyhow::Result<PathBuf>,
+    work: &Path,
+) -> anyhow::Result<String> {
+    let quick = args.quick;
+    let bins = cluster_propagation::Binaries {
+        controller: bin("gatehouse-controller")?,
+        gateway: bin("gatehouse-gateway")?,
+        echo: bin("gatehouse-echo")?,
+        emulator: bin("kube-emulator")?,
+    };
+    let scales = args.cluster_ingresses.clone().unwrap_or_else(|| {
+        if quick {
+            vec![100, 1000]
+        } else {
+            vec![1000, 10000]
+        }
+    });
+    let changes = args.changes.unwrap_or(if quick { 6 } else { 25 });
+    let burst = args.burst.unwrap_or(if quick { 100 } else { 1000 });
+    let mut results = Vec::new();
+    for &ingresses in &scales {
+        println!(
+            "\ncluster propagation: {ingresses} Ingresses in the API emulator, {changes} Ingress and {changes} EndpointSlice changes, bursts of {burst}"
+        );
+        let plan = cluster_propagation::Plan {
+            ingresses,
+            changes,
+            burst,
+            max_quiet_wait: Duration::from_secs(args.max_quiet_wait),
+        };
+        let r = cluster_propagation::run(&bins, work, &plan)
+            .with_context(|| format!("cluster propagation at {ingresses} Ingresses"))?;
+        println!("{}", cluster_report::progress(&r));
+        results.push(r);
+    }
+    let section = format!(
+        "\n### Config propagation in cluster mode (API write → gateway serving it)\n\n\
+         Stages (medians, each from the end of the one before; from the controller's and gateway's log timestamps): \
+         API write = until the API answered; controller published = watch delivery, debounce and rebuild \
+         (rebuild = the controller's own time); gateway installed = stream, parse, compile/apply; \
+         served = until the polled gateway answered from the new backend.\n\n{}\n{}\n\
+         Bursts: each object changed once, written over {} connections at once; rebuilds counted from the controller's \
+         `gatehouse_controller_rebuilds_total` before the first write and after the counters stood still for 0.6 s.\n\n{}",
+        cluster_report::latency_table(&results),
+        cluster_report::resources_table(&results),
+        cluster_burst::CONNECTIONS,
+        cluster_report::burst_table(&results),
+    );
+    print!("{section}");
+    Ok(section)
+}
+
+/// Runs the load-balancer allocation test at every scale; returns its
+/// section of the results (printed as well).
+fn load_balancer_section(
+    args: &Args,
+    bin: &dyn Fn(&str) -> anyhow::Result<PathBuf>,
+    work: &Path,
+) -> anyhow::Result<String> {
+    let bins = cluster_lb::Binaries {
+        controller: bin("gatehouse-controller")?,
+        emulator: bin("kube-emulator")?,
+    };
+    let scales = args
+        .lb_services
+        .clone()
+        .unwrap_or_else(|| vec![if args.quick { 1000 } else { 10000 }]);
+    let mut results = Vec::new();
+    for &services in &scales {
+        println!(
+            "\nload-balancer allocation: {services} LoadBalancer Services and {} IPPools in the API emulator, then the controller",
+            cluster_lb::pools().len()
+        );
+        let plan = cluster_lb::Plan {
+            services,
+            max_quiet_wait: Duration::from_secs(args.max_quiet_wait),
+        };
+        let r = cluster_lb::run(&bins, work, &plan)
+            .with_context(|| format!("load-balancer allocation for {services} Services"))?;
+        println!("{}", cluster_lb::progress(&r));
+        results.push(r);
+    }
+    let section = format!(
+        "\n### Load-balancer address allocation (controller start → every Service's address in its status)\n\n\
+         Services and pools are written before the controller starts. *all addressed* is when a paged list \
+         (pages of 500) first showed every Service with its addresses (*list* = how long one list takes: the resolution); \
+         first / last status write from the controller's log; *rounds* and *planning* from its \
+         `gatehouse_controller_lb_round_duration_seconds` histogram (planning only, not the status writes; \
+         *slowest round ≤* is the smallest bucket holding every round); *statuses checked*: families, pairs sharing \
+         one address, team a's pool, no other address held twice. Other load and steal over the controller's run, \
+         as shares of both cores.\n\n{}",
+        cluster_lb::table(&results)
+    );
+    print!("{section}");
+    Ok(section)
 }
 
 /// Machine, tools, date and pinning: what the numbers depend on.

@@ -69,6 +69,18 @@ impl Proc {
         cpus: Option<&CpuList>,
         log_dir: &Path,
     ) -> Result<Self, ProcError> {
+        Self::spawn_with_env(label, program, args, cpus, log_dir, &[])
+    }
+
+    /// [`Proc::spawn`] with extra environment variables.
+    pub fn spawn_with_env(
+        label: &str,
+        program: &str,
+        args: &[String],
+        cpus: Option<&CpuList>,
+        log_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Self, ProcError> {
         let log = log_dir.join(format!("{label}.log"));
         let out = File::create(&log).map_err(|source| ProcError::Log {
             path: log.display().to_string(),
@@ -88,6 +100,7 @@ impl Proc {
             None => Command::new(program),
         };
         cmd.args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));

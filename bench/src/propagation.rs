@@ -5,6 +5,7 @@
 //! backend.
 
 use crate::http_probe::{free_ports, wait_for_port, Probe};
+use crate::log_times::{strip_ansi, value_after};
 use crate::procs::{Proc, ProcError};
 use crate::report::median;
 use crate::sysstat::{self, StatError};
@@ -187,32 +188,8 @@ pub fn log_values(log: &str, marker: &str, key: &str) -> Vec<f64> {
     strip_ansi(log)
         .lines()
         .filter(|l| l.contains(marker))
-        .filter_map(|l| {
-            let rest = &l[l.find(key)? + key.len()..];
-            let end = rest
-                .find(|c: char| !c.is_ascii_digit() && c != '.')
-                .unwrap_or(rest.len());
-            rest[..end].parse().ok()
-        })
+        .filter_map(|l| value_after(l, key))
         .collect()
-}
-
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // Skip `ESC [ ... letter`.
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Runs one scale: `ingresses` Ingresses, `changes` edits of the target.

@@ -252,6 +252,56 @@ impl Window {
     }
 }
 
+/// CPU accounting over a whole phase, for the whole machine: how much CPU
+/// time the hypervisor stole and how much went to processes that are not
+/// ours (`ours`: every process of the benchmark, the driver included).
+pub struct MachineWindow {
+    cpu: CpuTimes,
+    ours: Vec<(u32, u64)>,
+}
+
+/// What a [`MachineWindow`] saw, as fractions of all cores' time.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MachineStats {
+    pub steal: f64,
+    /// Task time (user, nice, system) of processes other than ours.
+    pub other: f64,
+    /// Task time of our processes.
+    pub ours: f64,
+}
+
+impl MachineWindow {
+    pub fn open(ours: &[u32]) -> Result<Self, StatError> {
+        Ok(MachineWindow {
+            ours: ticks_of(ours)?,
+            cpu: read_cpu_times()?,
+        })
+    }
+
+    /// Counts a process started after the window opened as ours.
+    pub fn include_started(&mut self, pid: u32) {
+        self.ours.push((pid, 0));
+    }
+
+    /// Processes that exited meanwhile count as not ours: stop them after.
+    pub fn close(self) -> Result<MachineStats, StatError> {
+        let cpu = read_cpu_times()?;
+        let ours: u64 = self
+            .ours
+            .iter()
+            .map(|&(pid, then)| process_ticks(pid).map_or(0, |now| now.saturating_sub(then)))
+            .sum();
+        let all = cpu.all.since(&self.cpu.all);
+        let total = all.total().max(1) as f64;
+        let tasks = all.user + all.nice + all.system;
+        Ok(MachineStats {
+            steal: all.steal as f64 / total,
+            other: tasks.saturating_sub(ours) as f64 / total,
+            ours: ours.min(tasks) as f64 / total,
+        })
+    }
+}
+
 /// Waits until both cores have been (nearly) idle for a moment, so that a
 /// run does not start in the middle of someone else's burst of work. Gives
 /// up after `max_wait`; returns how long it waited and whether it got quiet.

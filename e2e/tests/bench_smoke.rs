@@ -1,7 +1,9 @@
 //! The benchmark suite end to end, scaled down so it runs with the tests:
 //! every proxy is started, checked to route, loaded over HTTP/1.1 and
-//! HTTP/2, propagation is measured, results are written, and nothing the
-//! suite started is left running. Numbers are not checked here (timing
+//! HTTP/2, propagation is measured in local and in cluster mode (the API
+//! emulator, the controller over mutual TLS, bursts), load-balancer
+//! addresses are allocated to 100 Services, results are written,
+//! and nothing the suite started is left running. Numbers are not checked here (timing
 //! belongs to `scripts/bench.sh` runs); that the suite works is.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -58,6 +60,8 @@ fn benchmark_suite_runs_end_to_end_and_stops_everything() {
         .args(["--duration", "1", "--warmup", "0", "--repetitions", "1"])
         .args(["--no-direct", "--max-quiet-wait", "0"])
         .args(["--ingresses", "50", "--changes", "2"])
+        .args(["--cluster-ingresses", "20", "--burst", "10"])
+        .args(["--lb-services", "100"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -79,6 +83,29 @@ fn benchmark_suite_runs_end_to_end_and_stops_everything() {
         .find(|l| l.starts_with("| 50 |"))
         .unwrap_or_else(|| panic!("no propagation row in\n{results}"));
     assert!(propagation.contains("| 2 |"), "{propagation}");
+    for kind in ["Ingress", "EndpointSlice"] {
+        let row = results
+            .lines()
+            .find(|l| l.starts_with(&format!("| 20 | {kind} | 2 |")))
+            .unwrap_or_else(|| panic!("no cluster {kind} row in\n{results}"));
+        assert!(!row.contains("—"), "every stage attributed: {row}");
+    }
+    assert!(
+        results.lines().any(|l| l.starts_with("| 20 | 64 |")),
+        "no cluster resources row in\n{results}"
+    );
+    for burst in ["EndpointSlices", "Ingresses"] {
+        let row = results
+            .lines()
+            .find(|l| l.starts_with(&format!("| 20 | {burst} | 10 |")))
+            .unwrap_or_else(|| panic!("no {burst} burst row in\n{results}"));
+        assert!(row.contains("| 10/10 |"), "every change served: {row}");
+    }
+    let lb = results
+        .lines()
+        .find(|l| l.starts_with("| 100 | 4 |"))
+        .unwrap_or_else(|| panic!("no load-balancer row in\n{results}"));
+    assert!(lb.contains("| all as laid out |"), "{lb}");
 
     // Every sample served requests and none failed.
     let csv = std::fs::read_to_string(work_dir.join("samples.csv")).unwrap();

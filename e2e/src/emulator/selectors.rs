@@ -23,6 +23,11 @@ pub struct LabelSelector {
 }
 
 impl LabelSelector {
+    /// Whether this selector has no requirements (matches everything).
+    pub fn is_empty(&self) -> bool {
+        self.requirements.is_empty()
+    }
+
     /// Parses `a=b,c!=d,e in (x,y),f notin (z),g,!h` (`==` works as `=`).
     pub fn parse(text: &str) -> Result<Self, ApiError> {
         let mut requirements = Vec::new();
@@ -164,6 +169,11 @@ pub struct FieldSelector {
 }
 
 impl FieldSelector {
+    /// Whether this selector has no requirements (matches everything).
+    pub fn is_empty(&self) -> bool {
+        self.requirements.is_empty()
+    }
+
     /// Parses `metadata.name=foo,status.phase!=Running`; `supported` says
     /// which paths this resource allows (the real server rejects others).
     pub fn parse(text: &str, supported: impl Fn(&str) -> bool) -> Result<Self, ApiError> {

@@ -4,6 +4,7 @@
 //! a watch or continue token from before that point gets 410 Gone.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -92,10 +93,10 @@ impl Store {
         let Some(objects) = self.objects.get(resource) else {
             return Vec::new();
         };
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
         objects
-            .iter()
+            .range::<ObjectName, _>((from, Bound::Unbounded))
             .filter(|((ns, _), _)| namespace.is_none_or(|want| want == ns))
-            .filter(|(key, _)| after.is_none_or(|after| *key > after))
             .map(|(_, object)| object.clone())
             .collect()
     }
@@ -225,6 +226,22 @@ mod tests {
         let gone = store.remove(&services(), "default", "a").unwrap();
         assert!(rv(&gone) > rv(&a2));
         assert_eq!(store.list(&services(), Some("default"), None).len(), 1);
+    }
+
+    #[test]
+    fn lists_continue_after_a_key() {
+        let mut store = Store::new(10);
+        for name in ["a", "b", "c"] {
+            store.put(&services(), svc(name));
+        }
+        let after = ("default".to_string(), "a".to_string());
+        let names: Vec<String> = store
+            .list(&services(), Some("default"), Some(&after))
+            .iter()
+            .map(|o| meta::name(o).to_string())
+            .collect();
+        assert_eq!(names, vec!["b", "c"]);
+        assert!(store.list(&services(), Some("other"), None).is_empty());
     }
 
     #[test]

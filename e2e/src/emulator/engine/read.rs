@@ -39,18 +39,27 @@ impl State {
             .namespace
             .as_deref()
             .filter(|_| target.info.namespaced);
+        let limit = limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+        // Only the page's objects are copied out; the rest are only counted
+        // (remainingItemCount), and looked at only when a selector must see
+        // them: a list of N objects in pages stays O(N), not O(N²/page).
         // Selectors see objects as this API shows them (field names differ
         // between the two Event APIs).
-        let matching: Vec<Value> = self
-            .store
-            .list(&target.key(), namespace, after.as_ref())
-            .into_iter()
-            .map(|o| present(&o, &target.info, &target.version))
-            .filter(|o| selectors.matches(o))
-            .collect();
-        let limit = limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
-        let total = matching.len();
-        let page: Vec<Value> = matching.into_iter().take(limit).collect();
+        let mut page: Vec<Value> = Vec::new();
+        let mut total = 0usize;
+        for stored in self.store.list(&target.key(), namespace, after.as_ref()) {
+            if page.len() < limit {
+                let object = present(&stored, &target.info, &target.version);
+                if selectors.matches(&object) {
+                    page.push(object);
+                    total += 1;
+                }
+            } else if selectors.is_empty()
+                || selectors.matches(&present(&stored, &target.info, &target.version))
+            {
+                total += 1;
+            }
+        }
         let (continue_token, remaining) = match page.last() {
             Some(last) if total > limit => (
                 Some(encode_continue(
