@@ -124,7 +124,7 @@ pub struct Args {
     pub no_default_load_balancer_class: bool,
 
     /// Allocate no load-balancer addresses at all (on a cloud, whose load
-    /// balancer does): IPPools and LoadBalancer Services are not watched.
+    /// balancer does): IPPools and Namespaces are not watched.
     #[arg(long, env = "GATEHOUSE_NO_LOAD_BALANCER")]
     pub no_load_balancer: bool,
 
