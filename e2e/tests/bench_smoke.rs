@@ -138,16 +138,26 @@ fn soak_mode_runs_and_stops_everything() {
     let bin_dir = bench.parent().unwrap().to_path_buf();
     let work = tempfile::tempdir().unwrap();
     let work_dir = work.path().join("soak");
-    let out = Command::new(&bench)
-        .args(["--bin-dir", bin_dir.to_str().unwrap()])
-        .args(["--work-dir", work_dir.to_str().unwrap()])
-        .args(["--soak", "--soak-seconds", "1"])
-        .args([
-            "--soak-mix",
-            "slow-heads=5,slow-bodies=5,idle-h2=20,paced-reset=1,zero-window=1,floods=3",
-        ])
-        .output()
-        .unwrap();
+    let run = || {
+        Command::new(&bench)
+            .args(["--bin-dir", bin_dir.to_str().unwrap()])
+            .args(["--work-dir", work_dir.to_str().unwrap()])
+            .args(["--soak", "--soak-seconds", "2"])
+            .args([
+                "--soak-mix",
+                "slow-heads=5,slow-bodies=5,idle-h2=20,paced-reset=1,zero-window=1,floods=3",
+            ])
+            .output()
+            .unwrap()
+    };
+    let mut out = run();
+    // h2load sometimes ends a short run without its summary on a loaded
+    // machine; that is the load tool, so one more run is allowed for it.
+    if !out.status.success()
+        && String::from_utf8_lossy(&out.stderr).contains("h2load output has no result")
+    {
+        out = run();
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "soak failed\n{stdout}\n{stderr}");

@@ -172,6 +172,16 @@ async fn services_get_addresses_from_pools_as_metallb_users_write_them() {
     apply_yaml(&k, &pool("six", "2001:db8::10-2001:db8::1f", ""))
         .await
         .unwrap();
+    let gold = "  serviceAllocation:\n    priority: 1\n    namespaceSelectors: [{matchLabels: {env: prod}}]\n    serviceSelectors: [{matchLabels: {tier: gold}}]\n";
+    apply_yaml(&k, &pool("gold", "198.51.100.7/32", gold))
+        .await
+        .unwrap();
+    apply_yaml(
+        &k,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: default, labels: {env: prod}}\n",
+    )
+    .await
+    .unwrap();
 
     // The first address that is not .0: avoidBuggyIPs.
     apply_yaml(&k, &lb_service("web", "", &ports(&[80])))
@@ -186,14 +196,11 @@ async fn services_get_addresses_from_pools_as_metallb_users_write_them() {
 
     // Pool choice: a pool with a serviceAllocation for gold Services in
     // namespaces labelled env=prod comes first for them; others never use it.
-    let gold = "  serviceAllocation:\n    priority: 1\n    namespaceSelectors: [{matchLabels: {env: prod}}]\n    serviceSelectors: [{matchLabels: {tier: gold}}]\n";
-    apply_yaml(&k, &pool("gold", "198.51.100.7/32", gold))
-        .await
-        .unwrap();
-    apply_yaml(
-        &k,
-        "apiVersion: v1\nkind: Namespace\nmetadata: {name: default, labels: {env: prod}}\n",
-    )
+    // (Pool and label were written before `web`: gold's status shows the
+    // controller has seen the pool, web's address a round after the label.)
+    wait_for("gold's status", WAIT, || async {
+        pool_counts(&kg, "gold").await
+    })
     .await
     .unwrap();
     apply_yaml(
