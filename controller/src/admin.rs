@@ -18,7 +18,9 @@ use tokio::net::TcpListener;
 pub struct Readiness {
     /// Every watched kind has been listed (always true in local mode).
     pub synced: Arc<AtomicBool>,
-    pub snapshots: Subscription,
+    /// The controller's snapshots; `None` for the speaker, which is ready
+    /// once synced.
+    pub snapshots: Option<Subscription>,
 }
 
 impl Readiness {
@@ -27,7 +29,10 @@ impl Readiness {
         if !self.synced.load(Ordering::Acquire) {
             return Err("not ready: caches not synced yet\n");
         }
-        match self.snapshots.borrow().as_ref() {
+        let Some(snapshots) = &self.snapshots else {
+            return Ok("ready: synced\n".to_owned());
+        };
+        match snapshots.borrow().as_ref() {
             Some(chain) => Ok(format!("ready: snapshot version {}\n", chain.version())),
             None => Err("not ready: no snapshot yet\n"),
         }

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context};
 use clap::Parser;
 use gatehouse_controller::admin::{self, Readiness};
-use gatehouse_controller::cli::{Args, LogFormat};
+use gatehouse_controller::cli::{Args, Command, LogFormat, SpeakerArgs};
 use gatehouse_controller::cluster::election::ElectionTiming;
 use gatehouse_controller::cluster::lease::LeaseConfig;
 use gatehouse_controller::cluster::status_plan::PublishSource;
@@ -15,6 +15,9 @@ use gatehouse_controller::local;
 use gatehouse_controller::publisher::Publisher;
 use gatehouse_controller::rebuild::Rebuilder;
 use gatehouse_controller::snapshot_server;
+use gatehouse_controller::speaker::decide::Timing;
+use gatehouse_controller::speaker::node::NodeName;
+use gatehouse_controller::speaker::run::SpeakerOptions;
 use gatehouse_controller::stream_tls::{ReloadingServerConfig, StreamTlsFiles};
 use gatehouse_controller::translate::class::ClassConfig;
 use gatehouse_controller::translate::TranslateConfig;
@@ -42,22 +45,12 @@ fn init_logging(format: LogFormat) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Speaker(speaker)) = args.command {
+        return speaker_main(speaker).await;
+    }
     init_logging(args.log_format);
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(&[
-            0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-        ])
-        .context("metrics buckets")?
-        .install_recorder()
-        .context("installing the metrics recorder")?;
+    let metrics = install_metrics()?;
     gatehouse_controller::metrics::describe();
-    let upkeep = metrics.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            upkeep.run_upkeep();
-        }
-    });
 
     // Cluster mode streams private keys: never without mutual TLS.
     let tls = stream_tls_files(&args)?;
@@ -87,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
         admin_listener,
         Readiness {
             synced: synced.clone(),
-            snapshots,
+            snapshots: Some(snapshots),
         },
         metrics,
     ));
@@ -114,7 +107,12 @@ async fn main() -> anyhow::Result<()> {
         Some(id) if !id.is_empty() => id.clone(),
         _ => default_identity(),
     };
-    let client = kube_client(&args, &identity).await?;
+    // The identity lets an API audit log tell replicas apart.
+    let agent = format!(
+        "gatehouse-controller/{} ({identity})",
+        env!("CARGO_PKG_VERSION")
+    );
+    let client = kube_client(args.kubeconfig.as_deref(), &agent).await?;
     let options = cluster_options(&args, &client, identity)?;
     tracing::info!(
         class = %args.ingress_class,
@@ -133,6 +131,73 @@ async fn main() -> anyhow::Result<()> {
     stop_tx.send_replace(true);
     // Bounded: the Lease release has its own timeout.
     run.await.context("cluster mode")
+}
+
+fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[
+            0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ])
+        .context("metrics buckets")?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(metrics)
+}
+
+/// `gatehouse-controller speaker`.
+async fn speaker_main(args: SpeakerArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let metrics = install_metrics()?;
+    gatehouse_controller::speaker::metrics::describe();
+    let agent = format!(
+        "gatehouse-speaker/{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        args.node_name
+    );
+    let client = kube_client(args.kubeconfig.as_deref(), &agent).await?;
+    let synced = Arc::new(AtomicBool::new(false));
+    let admin_listener = tokio::net::TcpListener::bind(args.admin_addr)
+        .await
+        .with_context(|| format!("binding --admin-addr {}", args.admin_addr))?;
+    tokio::spawn(admin::serve(
+        admin_listener,
+        Readiness {
+            synced: synced.clone(),
+            snapshots: None,
+        },
+        metrics,
+    ));
+    let options = SpeakerOptions {
+        me: NodeName::new(args.node_name.clone()),
+        filter: ClassFilter {
+            class: args.load_balancer_class.clone(),
+            default_class: !args.no_default_load_balancer_class,
+        },
+        timing: Timing {
+            heartbeat_interval: args.heartbeat_interval,
+            peer_timeout: args.peer_timeout,
+            contact_timeout: args.contact_timeout,
+            member_window: args.member_window,
+        },
+        heartbeat_addr: args.heartbeat_addr,
+        api_timeout: args.api_timeout,
+    };
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let run = gatehouse_controller::speaker::run::run(client, options, synced, stop);
+    tokio::pin!(run);
+    tokio::select! {
+        res = &mut run => return res.context("speaker"),
+        _ = shutdown_signal() => tracing::info!("shutting down: releasing every address"),
+    }
+    stop_tx.send_replace(true);
+    run.await.context("speaker")
 }
 
 fn stream_tls_files(args: &Args) -> anyhow::Result<Option<StreamTlsFiles>> {
@@ -157,8 +222,11 @@ fn stream_tls_files(args: &Args) -> anyhow::Result<Option<StreamTlsFiles>> {
     }
 }
 
-async fn kube_client(args: &Args, identity: &str) -> anyhow::Result<kube::Client> {
-    let mut config = match &args.kubeconfig {
+async fn kube_client(
+    kubeconfig: Option<&std::path::Path>,
+    agent: &str,
+) -> anyhow::Result<kube::Client> {
+    let mut config = match kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
                 .with_context(|| format!("reading --kubeconfig {}", path.display()))?;
@@ -170,14 +238,9 @@ async fn kube_client(args: &Args, identity: &str) -> anyhow::Result<kube::Client
             .await
             .context("finding the Kubernetes API (KUBECONFIG, ~/.kube/config or in-cluster); for local mode pass --manifests")?,
     };
-    // The identity lets an API audit log tell replicas apart.
-    let agent = format!(
-        "gatehouse-controller/{} ({identity})",
-        env!("CARGO_PKG_VERSION")
-    );
     config.headers.push((
         http::header::USER_AGENT,
-        http::HeaderValue::from_str(&agent).context("user agent")?,
+        http::HeaderValue::from_str(agent).context("user agent")?,
     ));
     kube::Client::try_from(config).context("building the Kubernetes client")
 }

@@ -49,6 +49,32 @@ pub struct IPPoolSpec {
     /// Which Services the pool serves, and its precedence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_allocation: Option<ServiceAllocation>,
+
+    /// How the speakers announce the pool's addresses on the LAN (ARP for
+    /// IPv4, NDP for IPv6). Absent: from every eligible node, on every
+    /// interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l2_advertisement: Option<L2Advertisement>,
+}
+
+/// Where a pool's addresses are announced, after MetalLB's L2Advertisement.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct L2Advertisement {
+    /// `false`: no speaker announces this pool's addresses (another router
+    /// does, or they are reached some other way).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Only nodes matched by one of these selectors (on the Node's labels)
+    /// announce; every node when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub node_selectors: Vec<LabelSelector>,
+    /// Only on these network interfaces (by name); every interface that is
+    /// up and has a MAC address when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 15)))]
+    pub interfaces: Vec<String>,
 }
 
 fn default_true() -> bool {

@@ -7,7 +7,7 @@
 pub mod ip_pool;
 pub mod metallb;
 
-pub use ip_pool::{IPPool, IPPoolSpec, IPPoolStatus, ServiceAllocation};
+pub use ip_pool::{IPPool, IPPoolSpec, IPPoolStatus, L2Advertisement, ServiceAllocation};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

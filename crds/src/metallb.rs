@@ -171,6 +171,9 @@ fn convert_one(
             namespace_selectors: a.namespace_selectors,
             service_selectors: a.service_selectors,
         }),
+        // MetalLB keeps this in separate L2Advertisement objects; every
+        // node and interface announces until the user narrows it.
+        l2_advertisement: None,
     };
     out.pools.push(IPPool {
         metadata,

@@ -266,7 +266,9 @@ fn selectors(list: &[KubeSelector], which: SelectorList) -> Result<Vec<LabelSele
         .collect()
 }
 
-fn selector(s: &KubeSelector) -> Result<LabelSelector, SelectorError> {
+/// Converts a `metav1.LabelSelector` into the matcher (the speaker uses it
+/// for pools' node selectors too).
+pub(crate) fn selector(s: &KubeSelector) -> Result<LabelSelector, SelectorError> {
     let match_expressions = s
         .match_expressions
         .iter()

@@ -63,14 +63,20 @@ enum Watched {
     Namespaces,
 }
 
-type Changes = Pin<Box<dyn Stream<Item = (Watched, bool)> + Send>>;
+pub(crate) type Changes<W> = Pin<Box<dyn Stream<Item = (W, bool)> + Send>>;
 
 /// A reflector store and the stream that fills it; items say whether a
-/// (re)list just completed.
-fn reflect<K>(api: Api<K>, config: watcher::Config, which: Watched) -> (Store<K>, Changes)
+/// (re)list just completed. `which` names the watch in items and logs (the
+/// speaker's watches use it too).
+pub(crate) fn reflect<K, W>(
+    api: Api<K>,
+    config: watcher::Config,
+    which: W,
+) -> (Store<K>, Changes<W>)
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone,
+    W: Copy + Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
     let stream = watcher(api, config)
@@ -83,7 +89,7 @@ where
                 Ok(Event::Init) | Ok(Event::InitApply(_)) => None,
                 Ok(_) => Some((which, false)),
                 Err(e) => {
-                    tracing::warn!(watch = ?which, "load-balancer watch failed (retrying): {e}");
+                    tracing::warn!(watch = ?which, "watch failed (retrying): {e}");
                     None
                 }
             }

@@ -94,6 +94,7 @@ mod tests {
                 auto_assign: true,
                 avoid_buggy_ips: false,
                 service_allocation: None,
+                l2_advertisement: None,
             },
         );
         p.metadata.generation = Some(3);
