@@ -3,7 +3,7 @@
 //! from a node as a speaker would, and read or flush the client kernel's
 //! neighbour table.
 
-use super::capture::open_channel;
+use super::capture::{open_channel, PacketChannel};
 use super::error::{ClusterError, Result};
 use super::frames::{self, ArpOp, LanFrame, Mac};
 use super::lan::LAN_INTERFACE;
@@ -27,7 +27,11 @@ pub fn arping(
     target: Ipv4Addr,
     listen: Duration,
 ) -> Result<BTreeSet<Mac>> {
-    let (mut tx, mut rx, found) = open_channel(from, interface, READ_SLICE)?;
+    let PacketChannel {
+        mut tx,
+        mut rx,
+        interface: found,
+    } = open_channel(from, interface, READ_SLICE)?;
     let (mac, ip) = identity(from, &found)?;
     send(
         &mut *tx,
@@ -64,7 +68,7 @@ pub fn arping(
 
 /// Sends `frames` as they are on `interface` of `netns`.
 pub fn send_frames(netns: &Netns, interface: &str, frames: &[Vec<u8>]) -> Result<()> {
-    let (mut tx, _rx, _) = open_channel(netns, interface, READ_SLICE)?;
+    let mut tx = open_channel(netns, interface, READ_SLICE)?.tx;
     for frame in frames {
         send(&mut *tx, frame, netns, interface)?;
     }

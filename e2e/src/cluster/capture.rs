@@ -378,16 +378,19 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A Layer-2 channel: its two halves and the interface it is bound to.
+pub(crate) struct PacketChannel {
+    pub tx: Box<dyn pnet_datalink::DataLinkSender>,
+    pub rx: Box<dyn DataLinkReceiver>,
+    pub interface: pnet_datalink::NetworkInterface,
+}
+
 /// A Layer-2 channel on `interface`, its socket created inside `netns`.
 pub(crate) fn open_channel(
     netns: &Netns,
     interface: &str,
     read_timeout: Duration,
-) -> Result<(
-    Box<dyn pnet_datalink::DataLinkSender>,
-    Box<dyn DataLinkReceiver>,
-    pnet_datalink::NetworkInterface,
-)> {
+) -> Result<PacketChannel> {
     let place = format!("{}/{interface}", netns.name());
     netns.run_inside(|| {
         // Interfaces as this thread's namespace has them.
@@ -407,7 +410,11 @@ pub(crate) fn open_channel(
             ..Config::default()
         };
         match pnet_datalink::linux::channel(&found, (&config).into()) {
-            Ok(Channel::Ethernet(tx, rx)) => Ok((tx, rx, found)),
+            Ok(Channel::Ethernet(tx, rx)) => Ok(PacketChannel {
+                tx,
+                rx,
+                interface: found,
+            }),
             Ok(_) => Err(ClusterError::Invalid(format!(
                 "{place}: pnet gave a channel that is not Ethernet"
             ))),
@@ -420,7 +427,7 @@ pub(crate) fn open_channel(
 }
 
 fn open_receiver(netns: &Netns, interface: &str) -> Result<Box<dyn DataLinkReceiver>> {
-    open_channel(netns, interface, READ_TIMEOUT).map(|(_, rx, _)| rx)
+    open_channel(netns, interface, READ_TIMEOUT).map(|channel| channel.rx)
 }
 
 fn read_frames(mut receiver: Box<dyn DataLinkReceiver>, shared: &Mutex<Shared>, stop: &AtomicBool) {
