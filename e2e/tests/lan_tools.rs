@@ -279,6 +279,11 @@ async fn the_prober_measures_an_outage_of_the_load_balancer_ip() {
         .unwrap_or_else(|| panic!("no outage around the removal; gaps {:?}", log.gaps()));
     assert!(outage.is_bounded(), "{outage:?}");
     let gap = outage.gap();
+    println!(
+        "outage of {gap:?} over {} failed probes; all gaps {:?}",
+        outage.failures,
+        log.gaps()
+    );
     assert!(gap >= Duration::from_millis(250), "gap {gap:?}");
     assert!(gap < Duration::from_secs(2), "gap {gap:?}");
     let longest = log.longest_gap();
