@@ -3,7 +3,8 @@
 //! namespaces involved (`ip -n`, `peer ... netns`), so the host's own
 //! network namespace is never touched.
 
-use super::error::Result;
+use super::error::{ClusterError, Result};
+use super::frames::Mac;
 use super::netns::Netns;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -64,4 +65,24 @@ pub fn attach(lan: &Netns, member: &Netns, port: &LanPort<'_>) -> Result<()> {
 /// Whether this kernel has IPv6 (it may be disabled on the command line).
 pub fn kernel_has_ipv6() -> bool {
     std::path::Path::new("/proc/net/if_inet6").exists()
+}
+
+/// The MAC address of `interface` inside `netns` (`ip -j link show`).
+pub fn interface_mac(netns: &Netns, interface: &str) -> Result<Mac> {
+    let out = netns.ip(&["-j", "link", "show", "dev", interface])?;
+    let bad = |why: &str| {
+        ClusterError::Invalid(format!(
+            "`ip -j link show dev {interface}` in {} printed {out:?}: {why}",
+            netns.name()
+        ))
+    };
+    let links: Vec<serde_json::Value> =
+        serde_json::from_str(&out).map_err(|e| bad(&e.to_string()))?;
+    links
+        .first()
+        .and_then(|link| link.get("address"))
+        .and_then(|address| address.as_str())
+        .ok_or_else(|| bad("no address"))?
+        .parse()
+        .map_err(|e: super::frames::BadMac| bad(&e.to_string()))
 }

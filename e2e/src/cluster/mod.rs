@@ -8,14 +8,18 @@
 //! that was killed outright are swept when the next cluster starts.
 
 mod addressing;
+mod arping;
+mod capture;
 mod command;
 mod error;
+mod frames;
 mod kube_proxy;
 mod lan;
 mod naming;
 mod netns;
 mod pods;
 mod probe;
+mod prober;
 mod process;
 mod relay;
 mod sweep;
@@ -23,13 +27,24 @@ mod sweep;
 pub use addressing::{
     AddressPlan, Ipv4Cidr, LOAD_BALANCER_POOL_SIZE, MAX_NODES, MAX_PODS_PER_NODE, POD_GATEWAY,
 };
+pub use arping::{
+    arping, neighbor, send_frames, send_gratuitous_arp, send_unsolicited_na, Neighbor,
+};
+pub use capture::{
+    Announcement, AnnouncementKind, CaptureMark, Captured, LanCapture, Overlap, Seen,
+};
 pub use error::{ClusterError, Result};
+pub use frames::{ArpFrame, ArpOp, BadMac, LanFrame, Mac, NeighborAdvertisement};
 pub use kube_proxy::{Endpoint, Service, ServicePort, TrafficPolicy};
 pub use lan::{BRIDGE, LAN_INTERFACE};
 pub use naming::{ClusterId, NETNS_PREFIX};
 pub use netns::Netns;
 pub use pods::Pod;
 pub use probe::{echo_get, http_get, HttpAnswer, PROBE_TIMEOUT};
+pub use prober::{
+    Answerer, Outage, ProbeFailure, ProbeLog, ProbeOutcome, ProbeRecord, ProbeSuccess, Prober,
+    PROBE_CONNECT_TIMEOUT, PROBE_INTERVAL, PROBE_REQUEST_TIMEOUT,
+};
 pub use process::NsProcess;
 pub use relay::{relay, Relay};
 pub use sweep::sweep_leftovers;
@@ -223,6 +238,20 @@ impl Cluster {
     /// The client: outside the cluster, on the LAN, at `addresses().client_v4()`.
     pub fn client(&self) -> &Netns {
         &self.client
+    }
+
+    /// The MAC address of node `index`'s `eth0`, the one it speaks ARP with.
+    pub fn node_mac(&self, index: usize) -> Result<Mac> {
+        let node = self
+            .nodes
+            .get(index)
+            .ok_or_else(|| ClusterError::Invalid(format!("no node {index}")))?;
+        lan::interface_mac(&node.netns, LAN_INTERFACE)
+    }
+
+    /// The MAC address of the client's `eth0`.
+    pub fn client_mac(&self) -> Result<Mac> {
+        lan::interface_mac(&self.client, LAN_INTERFACE)
     }
 
     /// The namespace holding the LAN bridge ([`BRIDGE`]).
