@@ -17,6 +17,7 @@ pub mod publisher;
 pub mod rebuild;
 pub mod report;
 pub mod snapshot_server;
+pub mod speaker;
 pub mod state;
 pub mod stream_tls;
 pub mod translate;
