@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chunked;
+pub mod l2_frame;
 pub mod manifest;
 pub mod request_head;
 pub mod response_head;
@@ -17,11 +18,12 @@ pub type Entry = fn(&[u8]);
 
 /// Every fuzz target, by the name of its `fuzz/fuzz_targets/*.rs` file and
 /// corpus directory.
-pub const TARGETS: [(&str, Entry); 6] = [
+pub const TARGETS: [(&str, Entry); 7] = [
     ("request_head", request_head::run),
     ("request_head_httparse", request_head::differential),
     ("chunked", chunked::run),
     ("response_head", response_head::run),
     ("snapshot_frame", snapshot::run),
     ("manifest", manifest::run),
+    ("l2_frame", l2_frame::run),
 ];

@@ -301,7 +301,8 @@ pub(super) mod tests {
 
     #[test]
     fn refuses_every_malformation() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>, PacketError)> = vec![
+        type Corrupt = Box<dyn Fn(&mut Vec<u8>)>;
+        let cases: Vec<(&str, Corrupt, PacketError)> = vec![
             (
                 "htype",
                 Box::new(|f| f[15] = 6),

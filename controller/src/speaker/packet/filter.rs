@@ -242,7 +242,7 @@ mod tests {
             ),
             ACCEPT
         );
-        for (at, value) in [(12, 0x08), (15, 6), (17, 0xdd), (18, 8), (19, 16)] {
+        for (at, value) in [(12, 0x86), (15, 6), (17, 0xdd), (18, 8), (19, 16), (21, 2)] {
             let mut f = request.clone();
             f[at] = value;
             assert_eq!(run(&p, &f, PACKET_BROADCAST), DROP, "byte {at}");
