@@ -3,7 +3,7 @@
 
 use crate::state::ObjectKey;
 use crate::CONTROLLER_NAME;
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,9 +12,14 @@ use std::time::Duration;
 #[command(
     name = "gatehouse-controller",
     version,
-    about = "Gatehouse control plane: translates Ingresses into routing snapshots for the gateways"
+    about = "Gatehouse control plane: translates Ingresses into routing snapshots for the gateways",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Args {
+    /// Another mode of this binary (without one: the controller).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Local mode: read Kubernetes manifests (*.yaml, *.yml, *.json, recursively)
     /// from this directory instead of a cluster, and follow changes to it.
     /// Without it the controller runs in cluster mode.
@@ -127,6 +132,75 @@ pub struct Args {
     /// balancer does): IPPools and Namespaces are not watched.
     #[arg(long, env = "GATEHOUSE_NO_LOAD_BALANCER")]
     pub no_load_balancer: bool,
+
+    /// Log format.
+    #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The L2 speaker, one per node: announces load-balancer addresses on
+    /// the LAN (ARP, NDP) from one node each.
+    Speaker(SpeakerArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SpeakerArgs {
+    /// This node's name (in a pod: from the downward API, spec.nodeName).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: String,
+
+    /// The kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config,
+    /// then the in-cluster service account).
+    #[arg(long, env = "GATEHOUSE_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "GATEHOUSE_SPEAKER_ADMIN_ADDR", default_value = "0.0.0.0:9903")]
+    pub admin_addr: SocketAddr,
+
+    /// UDP address heartbeats are received on; they are sent to this port
+    /// on every other Node's first InternalIP/ExternalIP.
+    #[arg(long, env = "GATEHOUSE_SPEAKER_HEARTBEAT_ADDR", default_value = "0.0.0.0:7947")]
+    pub heartbeat_addr: SocketAddr,
+
+    /// Time between heartbeats to each peer.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// A peer not heard from for this long is dead: its addresses move.
+    /// Must exceed --contact-timeout by 1.5 heartbeat intervals.
+    #[arg(long, default_value = "600ms", value_parser = parse_duration)]
+    pub peer_timeout: Duration,
+
+    /// A speaker that has not heard from a majority of speakers for this
+    /// long stops announcing (so that it stops before others take over).
+    #[arg(long, default_value = "300ms", value_parser = parse_duration)]
+    pub contact_timeout: Duration,
+
+    /// Speakers heard within this window count as members when counting
+    /// the majority; a dead speaker stops counting after it.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub member_window: Duration,
+
+    /// Stop announcing when the API server has not answered for this long.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub api_timeout: Duration,
+
+    /// Announce addresses of Services with this `spec.loadBalancerClass`
+    /// (as the controller's --load-balancer-class).
+    #[arg(
+        long,
+        env = "GATEHOUSE_LOAD_BALANCER_CLASS",
+        default_value = crate::lb::DEFAULT_CLASS
+    )]
+    pub load_balancer_class: String,
+
+    /// Leave Services without a `spec.loadBalancerClass` alone (as the
+    /// controller's flag of that name).
+    #[arg(long, env = "GATEHOUSE_NO_DEFAULT_LOAD_BALANCER_CLASS")]
+    pub no_default_load_balancer_class: bool,
 
     /// Log format.
     #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
