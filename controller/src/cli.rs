@@ -157,12 +157,20 @@ pub struct SpeakerArgs {
     pub kubeconfig: Option<PathBuf>,
 
     /// Address for /healthz, /readyz and /metrics.
-    #[arg(long, env = "GATEHOUSE_SPEAKER_ADMIN_ADDR", default_value = "0.0.0.0:9903")]
+    #[arg(
+        long,
+        env = "GATEHOUSE_SPEAKER_ADMIN_ADDR",
+        default_value = "0.0.0.0:9903"
+    )]
     pub admin_addr: SocketAddr,
 
     /// UDP address heartbeats are received on; they are sent to this port
     /// on every other Node's first InternalIP/ExternalIP.
-    #[arg(long, env = "GATEHOUSE_SPEAKER_HEARTBEAT_ADDR", default_value = "0.0.0.0:7947")]
+    #[arg(
+        long,
+        env = "GATEHOUSE_SPEAKER_HEARTBEAT_ADDR",
+        default_value = "0.0.0.0:7947"
+    )]
     pub heartbeat_addr: SocketAddr,
 
     /// Time between heartbeats to each peer.
