@@ -11,8 +11,10 @@
 //!   `gatehouse_gateway::cli::Args`), and what they name exists: the Secrets
 //!   and mount paths of the stream certificates, the Service the controller
 //!   publishes, the controller address gateways dial and its certificate;
-//! - every pod is hardened; gateways hold no token and no RBAC;
-//! - RBAC grants what the README's table lists, per case;
+//! - every pod is hardened (the speaker alone may have the host network,
+//!   root and NET_RAW); gateways hold no token and no RBAC;
+//! - RBAC grants what the README's table lists, per case; the speaker's
+//!   ClusterRole exactly what it uses, and no Secrets;
 //! - bad values are refused by the schema with a message naming the value;
 //! - install, upgrade and uninstall against the e2e API emulator (or a real
 //!   cluster given GATEHOUSE_E2E_KUBECONFIG).
@@ -130,6 +132,8 @@ snapshotTLS:
     gateway: stream-client
 controller:
   publishAddresses: [203.0.113.7, edge.example.com]
+speaker:
+  enabled: false
 ",
     },
     Case {
@@ -155,6 +159,24 @@ gateway:
     ipFamilyPolicy: RequireDualStack
     ipFamilies: [IPv4, IPv6]
     allocateLoadBalancerNodePorts: false
+speaker:
+  heartbeatPort: 7950
+  adminPort: 9913
+  heartbeatInterval: 200ms
+  peerTimeout: 1200ms
+  contactTimeout: 800ms
+  memberWindow: 30s
+  apiTimeout: 3s
+  logFormat: text
+  extraArgs: [--kubeconfig=/etc/gatehouse/kubeconfig]
+  nodeSelector:
+    node-role.example.com/edge: \"true\"
+  tolerations: []
+  priorityClassName: system-node-critical
+  updateStrategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxUnavailable: 25%
 ",
     },
 ];
@@ -234,6 +256,13 @@ impl Rendered {
             .find(|(n, _)| n == name)
             .unwrap_or_else(|| panic!("{}: no workload {name}", self.case))
             .1
+    }
+
+    /// Whether the values ask for speakers: Gatehouse is the load balancer
+    /// and speaker.enabled is not false.
+    fn speaker_expected(&self) -> bool {
+        let values = self.values();
+        values["loadBalancer"]["enabled"] != false && values["speaker"]["enabled"] != false
     }
 
     fn values(&self) -> Value {
@@ -596,6 +625,10 @@ fn gateway_name() -> String {
     format!("{RELEASE}-gatehouse-gateway")
 }
 
+fn speaker_name() -> String {
+    format!("{RELEASE}-gatehouse-speaker")
+}
+
 #[test]
 fn container_args_parse_with_the_binaries_own_command_lines() {
     for r in rendered() {
@@ -606,6 +639,9 @@ fn container_args_parse_with_the_binaries_own_command_lines() {
                 let binary = binary_of(container);
                 seen.push(binary.clone());
                 match binary.as_str() {
+                    "gatehouse-controller" if workload == speaker_name() => {
+                        check_speaker(r, &values, &pod, container)
+                    }
                     "gatehouse-controller" => check_controller(r, &values, &pod, container),
                     "gatehouse-gateway" => check_gateway(r, &values, &pod, container),
                     other => panic!("{}: {workload} runs {other}", r.case),
@@ -613,18 +649,27 @@ fn container_args_parse_with_the_binaries_own_command_lines() {
             }
         }
         seen.sort();
-        assert_eq!(
-            seen,
-            ["gatehouse-controller", "gatehouse-gateway"],
-            "{}",
-            r.case
-        );
+        // The speaker runs the controller's binary (its `speaker` mode).
+        let expected: &[&str] = if r.speaker_expected() {
+            &[
+                "gatehouse-controller",
+                "gatehouse-controller",
+                "gatehouse-gateway",
+            ]
+        } else {
+            &["gatehouse-controller", "gatehouse-gateway"]
+        };
+        assert_eq!(seen, expected, "{}", r.case);
     }
 }
 
 fn check_controller(r: &Rendered, values: &Value, pod: &PodSpec, container: &Container) {
     let case = r.case;
     let args = parse_controller(case, container);
+    assert!(
+        args.command.is_none(),
+        "{case}: the controller, not another mode"
+    );
     assert!(args.manifests.is_none(), "{case}: cluster mode");
     // The stream's TLS files come from the controller's certificate Secret.
     let expected_secret = stream_secret(values, "controller", controller_name());
@@ -781,6 +826,184 @@ fn check_gateway(r: &Rendered, values: &Value, pod: &PodSpec, container: &Contai
     }
 }
 
+fn check_speaker(r: &Rendered, values: &Value, pod: &PodSpec, container: &Container) {
+    use gatehouse_controller::cli::{Command as Mode, LogFormat};
+    let case = r.case;
+    let Some(Mode::Speaker(args)) = parse_controller(case, container).command else {
+        panic!("{case}: the speaker container runs the controller without `speaker`");
+    };
+    // Its node: $(NODE_NAME), which the kubelet fills in from the pod's spec.nodeName.
+    let var = args
+        .node_name
+        .strip_prefix("$(")
+        .and_then(|v| v.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{case}: --node-name={} names no variable", args.node_name));
+    let env = container
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == var)
+        .unwrap_or_else(|| panic!("{case}: no env {var}"));
+    let field = env
+        .value_from
+        .as_ref()
+        .and_then(|v| v.field_ref.as_ref())
+        .map(|f| f.field_path.as_str());
+    assert_eq!(field, Some("spec.nodeName"), "{case}");
+    // The node's network; its ports are the node's.
+    assert_eq!(pod.host_network, Some(true), "{case}");
+    assert_eq!(
+        pod.dns_policy.as_deref(),
+        Some("ClusterFirstWithHostNet"),
+        "{case}"
+    );
+    let port = |name: &str| {
+        container
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("{case}: no container port {name}"))
+            .clone()
+    };
+    let heartbeat = port("heartbeat");
+    assert_eq!(heartbeat.protocol.as_deref(), Some("UDP"), "{case}");
+    let admin = port("admin");
+    assert_eq!(admin.protocol.as_deref(), Some("TCP"), "{case}");
+    for (declared, addr) in [(&heartbeat, args.heartbeat_addr), (&admin, args.admin_addr)] {
+        assert_eq!(declared.container_port, i32::from(addr.port()), "{case}");
+        assert_eq!(declared.host_port, Some(declared.container_port), "{case}");
+    }
+    for (probe, path) in [
+        (&container.liveness_probe, "/healthz"),
+        (&container.readiness_probe, "/readyz"),
+    ] {
+        let get = probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert_eq!(get.path.as_deref(), Some(path), "{case}");
+        assert_eq!(
+            named_container_port(container, &get.port),
+            i32::from(args.admin_addr.port()),
+            "{case}"
+        );
+    }
+    // The values, and where a case sets none the binary's own defaults.
+    let Some(Mode::Speaker(defaults)) = gatehouse_controller::cli::Args::try_parse_from([
+        "gatehouse-controller",
+        "speaker",
+        "--node-name=n",
+    ])
+    .unwrap()
+    .command
+    else {
+        panic!("no speaker mode");
+    };
+    let speaker = &values["speaker"];
+    let port_of = |key: &str, default: u16| {
+        speaker[key]
+            .as_u64()
+            .map_or(default, |p| u16::try_from(p).unwrap())
+    };
+    assert_eq!(
+        args.heartbeat_addr.port(),
+        port_of("heartbeatPort", defaults.heartbeat_addr.port()),
+        "{case}"
+    );
+    assert_eq!(
+        args.admin_addr.port(),
+        port_of("adminPort", defaults.admin_addr.port()),
+        "{case}"
+    );
+    let duration_of = |key: &str, default: Duration| {
+        speaker[key].as_str().map_or(default, |text| {
+            let digits = text.trim_end_matches(char::is_alphabetic);
+            let n: u64 = digits.parse().unwrap();
+            match &text[digits.len()..] {
+                "ms" => Duration::from_millis(n),
+                "s" => Duration::from_secs(n),
+                "m" => Duration::from_secs(n * 60),
+                other => panic!("{case}: unit {other}"),
+            }
+        })
+    };
+    let timing = [
+        (
+            args.heartbeat_interval,
+            "heartbeatInterval",
+            defaults.heartbeat_interval,
+        ),
+        (args.peer_timeout, "peerTimeout", defaults.peer_timeout),
+        (
+            args.contact_timeout,
+            "contactTimeout",
+            defaults.contact_timeout,
+        ),
+        (args.member_window, "memberWindow", defaults.member_window),
+        (args.api_timeout, "apiTimeout", defaults.api_timeout),
+    ];
+    for (got, key, default) in timing {
+        assert_eq!(got, duration_of(key, default), "{case}: speaker.{key}");
+    }
+    // The rule the binary states: a cut-off speaker stops before it is
+    // declared dead.
+    assert!(
+        args.peer_timeout * 2 > args.contact_timeout * 2 + args.heartbeat_interval * 3,
+        "{case}"
+    );
+    // It announces the addresses of the class the controller assigns.
+    let lb = &values["loadBalancer"];
+    assert_eq!(args.load_balancer_class, "gatehouse.dev/lb", "{case}");
+    assert_eq!(
+        args.no_default_load_balancer_class,
+        lb["defaultClass"] == false,
+        "{case}: --no-default-load-balancer-class"
+    );
+    // It releases its addresses at once on SIGTERM.
+    assert_eq!(pod.termination_grace_period_seconds, Some(10), "{case}");
+    // It talks to the API with its own account.
+    assert_eq!(pod.automount_service_account_token, Some(true), "{case}");
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some(speaker_name().as_str()),
+        "{case}"
+    );
+    let account: ServiceAccount = r.one("ServiceAccount", &speaker_name());
+    assert_ne!(
+        account.automount_service_account_token,
+        Some(false),
+        "{case}"
+    );
+    assert!(
+        pod.volumes.is_none(),
+        "{case}: the speaker mounts no volume"
+    );
+    let tolerations = pod.tolerations.clone().unwrap_or_default();
+    if case == "dual-stack" {
+        assert!(matches!(args.log_format, LogFormat::Text), "{case}");
+        // extraArgs reach the speaker.
+        assert_eq!(
+            args.kubeconfig,
+            Some(PathBuf::from("/etc/gatehouse/kubeconfig"))
+        );
+        assert!(tolerations.is_empty(), "{case}");
+        let selector = pod.node_selector.clone().unwrap();
+        assert_eq!(selector["node-role.example.com/edge"], "true");
+        assert_eq!(
+            pod.priority_class_name.as_deref(),
+            Some("system-node-critical")
+        );
+    } else {
+        assert!(matches!(args.log_format, LogFormat::Json), "{case}");
+        assert!(args.kubeconfig.is_none(), "{case}");
+        // By default every node gets a speaker, tainted or not.
+        assert_eq!(tolerations.len(), 1, "{case}");
+        assert_eq!(tolerations[0].operator.as_deref(), Some("Exists"), "{case}");
+        assert!(
+            tolerations[0].key.is_none() && tolerations[0].effect.is_none(),
+            "{case}"
+        );
+    }
+}
+
 fn named_container_port(
     container: &Container,
     port: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString,
@@ -802,14 +1025,39 @@ fn named_container_port(
 
 // ---- hardening ----
 
+/// What one workload may have beyond the chart's rules. Only the speaker
+/// has exceptions: the host network, root, and exactly NET_RAW.
+#[derive(Default)]
+struct Exceptions {
+    host_network: bool,
+    root: bool,
+    capabilities: &'static [&'static str],
+}
+
+fn exceptions_of(workload: &str) -> Exceptions {
+    if workload == speaker_name() {
+        Exceptions {
+            host_network: true,
+            root: true,
+            capabilities: &["NET_RAW"],
+        }
+    } else {
+        Exceptions::default()
+    }
+}
+
 /// What is wrong with a pod, by the chart's rules: non-root, read-only root
 /// filesystem, no capabilities (NET_BIND_SERVICE only for a port below
-/// 1024), RuntimeDefault seccomp, no privilege escalation, resource requests.
-fn hardening_problems(pod: &PodSpec) -> Vec<String> {
+/// 1024), no host namespaces, RuntimeDefault seccomp, no privilege
+/// escalation, resource requests; less only what `exceptions` grants.
+fn hardening_problems(pod: &PodSpec, exceptions: &Exceptions) -> Vec<String> {
     let mut problems = Vec::new();
     let pod_sc = pod.security_context.clone().unwrap_or_default();
-    if pod.host_network == Some(true) || pod.host_pid == Some(true) || pod.host_ipc == Some(true) {
+    if pod.host_pid == Some(true) || pod.host_ipc == Some(true) {
         problems.push("host namespaces".to_string());
+    }
+    if pod.host_network == Some(true) && !exceptions.host_network {
+        problems.push("host network".to_string());
     }
     for c in pod
         .containers
@@ -820,7 +1068,7 @@ fn hardening_problems(pod: &PodSpec) -> Vec<String> {
         let name = &c.name;
         let non_root = sc.run_as_non_root.or(pod_sc.run_as_non_root) == Some(true);
         let uid = sc.run_as_user.or(pod_sc.run_as_user);
-        if !non_root || uid == Some(0) {
+        if (!non_root || uid == Some(0)) && !exceptions.root {
             problems.push(format!("{name}: may run as root"));
         }
         if sc.read_only_root_filesystem != Some(true) {
@@ -842,7 +1090,9 @@ fn hardening_problems(pod: &PodSpec) -> Vec<String> {
         }
         let added = caps.add.unwrap_or_default();
         let low_port = c.ports.iter().flatten().any(|p| p.container_port < 1024);
-        let allowed = added.is_empty() || (added == ["NET_BIND_SERVICE"] && low_port);
+        let allowed = added.is_empty()
+            || (added == ["NET_BIND_SERVICE"] && low_port)
+            || (!exceptions.capabilities.is_empty() && added == exceptions.capabilities);
         if !allowed {
             problems.push(format!("{name}: adds capabilities {added:?}"));
         }
@@ -864,20 +1114,51 @@ fn hardening_problems(pod: &PodSpec) -> Vec<String> {
 fn every_pod_is_hardened() {
     for r in rendered() {
         for (workload, pod) in r.pods() {
-            let problems = hardening_problems(&pod);
+            let problems = hardening_problems(&pod, &exceptions_of(&workload));
             assert!(problems.is_empty(), "{}: {workload}: {problems:?}", r.case);
         }
     }
+    let default = rendered_case("default");
     // The check itself: a weakened pod is caught on every count.
-    let mut pod = rendered_case("default").workload_pod(&gateway_name());
+    let mut pod = default.workload_pod(&gateway_name());
     let container = &mut pod.containers[0];
     let sc = container.security_context.as_mut().unwrap();
     sc.read_only_root_filesystem = Some(false);
     sc.allow_privilege_escalation = None;
     sc.capabilities.as_mut().unwrap().add = Some(vec!["NET_ADMIN".into()]);
     container.resources = None;
-    let problems = hardening_problems(&pod);
-    assert_eq!(problems.len(), 5, "{problems:?}");
+    pod.host_network = Some(true);
+    let problems = hardening_problems(&pod, &exceptions_of(&gateway_name()));
+    assert_eq!(problems.len(), 6, "{problems:?}");
+    // The speaker's exceptions are its own: the controller's pod with the
+    // speaker's settings fails on each of them.
+    let speaker = default.workload_pod(&speaker_name());
+    let mut pod = default.workload_pod(&controller_name());
+    pod.host_network = Some(true);
+    pod.security_context = speaker.security_context.clone();
+    pod.containers[0].security_context = speaker.containers[0].security_context.clone();
+    let problems = hardening_problems(&pod, &exceptions_of(&controller_name()));
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    // And they are exactly what they are: one more capability, or a host
+    // namespace other than the network, fails the speaker too.
+    let mut pod = speaker.clone();
+    let caps = pod.containers[0]
+        .security_context
+        .as_mut()
+        .unwrap()
+        .capabilities
+        .as_mut()
+        .unwrap();
+    caps.add.as_mut().unwrap().push("NET_ADMIN".into());
+    pod.host_pid = Some(true);
+    let problems = hardening_problems(&pod, &exceptions_of(&speaker_name()));
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    let mut pod = speaker;
+    let sc = pod.containers[0].security_context.as_mut().unwrap();
+    sc.allow_privilege_escalation = Some(true);
+    sc.read_only_root_filesystem = None;
+    let problems = hardening_problems(&pod, &exceptions_of(&speaker_name()));
+    assert_eq!(problems.len(), 2, "{problems:?}");
 }
 
 #[test]
@@ -1042,6 +1323,91 @@ fn controller_rbac_is_least_privilege() {
     }
 }
 
+#[test]
+fn speaker_rbac_is_exactly_what_it_uses() {
+    for r in rendered() {
+        let role = r.find::<ClusterRole>("ClusterRole", &speaker_name());
+        let binding = r.find::<ClusterRoleBinding>("ClusterRoleBinding", &speaker_name());
+        let account = r.find::<ServiceAccount>("ServiceAccount", &speaker_name());
+        if !r.speaker_expected() {
+            assert!(
+                role.is_none() && binding.is_none() && account.is_none(),
+                "{}: speaker RBAC without speakers",
+                r.case
+            );
+            continue;
+        }
+        let rules = role.expect("the speaker's ClusterRole").rules.unwrap();
+        // Every (group, resource) it is granted, with all verbs on it.
+        let mut granted: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for rule in &rules {
+            assert!(
+                rule.resource_names.is_none() && rule.non_resource_urls.is_none(),
+                "{}: {rule:?}",
+                r.case
+            );
+            for group in rule.api_groups.iter().flatten() {
+                for resource in rule.resources.iter().flatten() {
+                    granted
+                        .entry((group.clone(), resource.clone()))
+                        .or_insert_with(|| grants(&rules, group, resource));
+                }
+            }
+        }
+        let read = ["get", "list", "watch"];
+        let expected: BTreeMap<(String, String), Vec<String>> = [
+            ("", "services", &["get", "list", "patch", "watch"][..]),
+            ("discovery.k8s.io", "endpointslices", &read[..]),
+            ("", "nodes", &read[..]),
+            ("gatehouse.dev", "ippools", &read[..]),
+            ("events.k8s.io", "events", &["create", "patch"][..]),
+        ]
+        .into_iter()
+        .map(|(group, resource, verbs)| {
+            (
+                (group.to_string(), resource.to_string()),
+                verbs.iter().map(|v| v.to_string()).collect(),
+            )
+        })
+        .collect();
+        assert_eq!(granted, expected, "{}", r.case);
+        assert!(grants(&rules, "", "secrets").is_empty(), "{}", r.case);
+        // Bound to the speaker's account only, and that account to nothing else.
+        let binding = binding.expect("the speaker's ClusterRoleBinding");
+        assert_eq!(binding.role_ref.kind, "ClusterRole");
+        assert_eq!(binding.role_ref.name, speaker_name());
+        let subjects = binding.subjects.clone().unwrap();
+        assert_eq!(subjects.len(), 1, "{}", r.case);
+        assert_eq!(
+            (
+                subjects[0].kind.as_str(),
+                subjects[0].name.clone(),
+                subjects[0].namespace.as_deref()
+            ),
+            ("ServiceAccount", speaker_name(), Some(NAMESPACE)),
+            "{}",
+            r.case
+        );
+        let other_bindings = r
+            .all::<ClusterRoleBinding>("ClusterRoleBinding")
+            .into_iter()
+            .filter(|b| b.metadata.name.as_deref() != Some(speaker_name().as_str()))
+            .flat_map(|b| b.subjects.unwrap_or_default())
+            .chain(
+                r.all::<RoleBinding>("RoleBinding")
+                    .into_iter()
+                    .flat_map(|b| b.subjects.unwrap_or_default()),
+            )
+            .any(|s| s.name == speaker_name());
+        assert!(
+            !other_bindings,
+            "{}: the speaker account has another role",
+            r.case
+        );
+        account.expect("the speaker's ServiceAccount");
+    }
+}
+
 // ---- Services, classes, certificates, pools ----
 
 #[test]
@@ -1111,6 +1477,29 @@ fn workloads_pools_and_extras_follow_the_values() {
         let affinity = controller_spec.template.spec.unwrap().affinity.unwrap();
         assert!(affinity.pod_anti_affinity.is_some(), "{}", r.case);
         r.one::<PodDisruptionBudget>("PodDisruptionBudget", &controller_name());
+        // The speakers: on bare metal only, every node by default, one
+        // replaced at a time.
+        let speaker = r.find::<DaemonSet>("DaemonSet", &speaker_name());
+        assert_eq!(speaker.is_some(), r.speaker_expected(), "{}", r.case);
+        if let Some(speaker) = speaker {
+            let spec = speaker.spec;
+            let strategy = spec.update_strategy.unwrap();
+            assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+            use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+            let max_unavailable = strategy.rolling_update.unwrap().max_unavailable;
+            let expected = if r.case == "dual-stack" {
+                IntOrString::String("25%".into())
+            } else {
+                IntOrString::Int(1)
+            };
+            assert_eq!(max_unavailable, Some(expected), "{}", r.case);
+            let labels = spec.template.metadata.unwrap().labels.unwrap();
+            assert_eq!(labels["app.kubernetes.io/component"], "speaker");
+            assert_eq!(
+                spec.selector.match_labels.unwrap()["app.kubernetes.io/component"],
+                "speaker"
+            );
+        }
         match r.case {
             "daemonset" => {
                 assert!(daemonset.is_some() && deployment.is_none() && pdb.is_none());
@@ -1120,8 +1509,22 @@ fn workloads_pools_and_extras_follow_the_values() {
                 assert_eq!(deployment.spec.replicas, None, "the HPA owns replicas");
                 let hpa = hpa.expect("an HPA").spec;
                 assert_eq!((hpa.min_replicas, hpa.max_replicas), (Some(3), 12));
-                assert_eq!(r.all::<ServiceMonitor>("ServiceMonitor").len(), 2);
+                assert_eq!(r.all::<ServiceMonitor>("ServiceMonitor").len(), 3);
                 r.one::<Service>("Service", &format!("{}-metrics", gateway_name()));
+                // The speakers' metrics: a headless Service of their admin ports.
+                let metrics: Service = r.one("Service", &format!("{}-metrics", speaker_name()));
+                let metrics = metrics.spec.unwrap();
+                assert_eq!(metrics.cluster_ip.as_deref(), Some("None"));
+                assert_eq!(
+                    metrics.selector.unwrap()["app.kubernetes.io/component"],
+                    "speaker"
+                );
+                let port = &metrics.ports.unwrap()[0];
+                assert_eq!((port.name.as_deref(), port.port), (Some("admin"), 9903));
+                let monitor: ServiceMonitor = r.one("ServiceMonitor", &speaker_name());
+                let selected = monitor.spec.selector.match_labels.unwrap();
+                assert_eq!(selected["app.kubernetes.io/component"], "speaker");
+                assert_eq!(selected["gatehouse.dev/metrics"], "true");
                 let policies: Vec<NetworkPolicy> = r.all("NetworkPolicy");
                 assert_eq!(policies.len(), 2);
                 check_network_policies(&policies);
@@ -1332,8 +1735,24 @@ fn bad_values_are_refused_with_a_readable_message() {
             "at '/gateway/resources': missing property 'requests'",
         ),
         (
-            &["--set", "speaker.enabled=true"],
-            "additional properties 'speaker' not allowed",
+            &["--set", "speaker.heartbeatPort=notaport"],
+            "at '/speaker/heartbeatPort': got string, want integer",
+        ),
+        (
+            &["--set", "speaker.heartbeatPort=70000"],
+            "at '/speaker/heartbeatPort': maximum: got 70,000, want 65,535",
+        ),
+        (
+            &["--set", "speaker.updateStrategy.rollingUpdate.maxSurge=1"],
+            "at '/speaker/updateStrategy/rollingUpdate': additional properties 'maxSurge' not allowed",
+        ),
+        (
+            &["--set", "speaker.peerTimeout=400ms"],
+            "speaker.peerTimeout must exceed speaker.contactTimeout by more than 1.5 speaker.heartbeatInterval",
+        ),
+        (
+            &["--set", "speaker.adminPort=7947"],
+            "speaker.heartbeatPort and speaker.adminPort must differ",
         ),
         (
             &[
@@ -1438,6 +1857,22 @@ async fn helm_installs_upgrades_and_uninstalls_the_chart() {
         .await
         .unwrap()
         .is_some());
+    // Bare metal: the speakers, with their own account and ClusterRole.
+    let speaker_args = |daemonset: DaemonSet| {
+        daemonset.spec.template.spec.unwrap().containers[0]
+            .args
+            .clone()
+            .unwrap()
+    };
+    let speakers = daemonsets.get(&speaker_name()).await.unwrap();
+    assert!(speaker_args(speakers).contains(&"--heartbeat-addr=0.0.0.0:7947".to_string()));
+    assert!(cluster_roles
+        .get_opt(&speaker_name())
+        .await
+        .unwrap()
+        .is_some());
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
+    assert!(accounts.get_opt(&speaker_name()).await.unwrap().is_some());
     assert!(classes.get_opt("gatehouse").await.unwrap().is_some());
     assert!(crds
         .get_opt("ippools.gatehouse.dev")
@@ -1450,7 +1885,8 @@ async fn helm_installs_upgrades_and_uninstalls_the_chart() {
     let first_cert = secrets.get(&stream_secret).await.unwrap().data.unwrap()["tls.crt"].clone();
     let first_ca = secrets.get(&ca_secret).await.unwrap().data.unwrap()["ca.crt"].clone();
 
-    // Upgrade: more controller replicas, gateways as a DaemonSet.
+    // Upgrade: more controller replicas, gateways as a DaemonSet, another
+    // heartbeat port.
     helm.run(&[
         "upgrade",
         RELEASE,
@@ -1462,8 +1898,12 @@ async fn helm_installs_upgrades_and_uninstalls_the_chart() {
         "controller.replicas=3",
         "--set",
         "gateway.kind=DaemonSet",
+        "--set",
+        "speaker.heartbeatPort=7950",
     ])
     .await;
+    let speakers = daemonsets.get(&speaker_name()).await.unwrap();
+    assert!(speaker_args(speakers).contains(&"--heartbeat-addr=0.0.0.0:7950".to_string()));
     let controller = deployments.get(&controller_name()).await.unwrap();
     assert_eq!(controller.spec.replicas, Some(3));
     assert!(deployments
@@ -1490,6 +1930,13 @@ async fn helm_installs_upgrades_and_uninstalls_the_chart() {
         .unwrap()
         .is_none());
     assert!(daemonsets.get_opt(&gateway_name()).await.unwrap().is_none());
+    assert!(daemonsets.get_opt(&speaker_name()).await.unwrap().is_none());
+    assert!(cluster_roles
+        .get_opt(&speaker_name())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(accounts.get_opt(&speaker_name()).await.unwrap().is_none());
     assert!(services.get_opt(&gateway_name()).await.unwrap().is_none());
     assert!(secrets.get_opt(&stream_secret).await.unwrap().is_none());
     assert!(cluster_roles

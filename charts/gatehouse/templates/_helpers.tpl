@@ -21,6 +21,23 @@
 
 {{- define "gatehouse.controller.fullname" -}}{{ include "gatehouse.fullname" . }}-controller{{- end -}}
 {{- define "gatehouse.gateway.fullname" -}}{{ include "gatehouse.fullname" . }}-gateway{{- end -}}
+{{- define "gatehouse.speaker.fullname" -}}{{ include "gatehouse.fullname" . }}-speaker{{- end -}}
+
+{{/* "true" when the speaker DaemonSet is rendered (Gatehouse is the load
+     balancer and speaker.enabled), else empty. */}}
+{{- define "gatehouse.speaker.enabled" -}}
+{{- if and .Values.loadBalancer.enabled .Values.speaker.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* A duration of the schema's form (250ms, 5s, 2m) in milliseconds. */}}
+{{- define "gatehouse.durationMs" -}}
+{{- $number := regexFind "^[0-9]+" . -}}
+{{- $unit := trimPrefix $number . -}}
+{{- if eq $unit "ms" -}}{{ int64 $number }}
+{{- else if eq $unit "s" -}}{{ mul (int64 $number) 1000 }}
+{{- else -}}{{ mul (int64 $number) 60000 }}
+{{- end -}}
+{{- end -}}
 
 {{- define "gatehouse.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
@@ -137,5 +154,17 @@ podAntiAffinity:
 {{- end -}}
 {{- if and (not .Values.gateway.https) (ne (int .Values.gateway.hsts.maxAge) 0) -}}
 {{- fail "gateway.hsts.maxAge needs gateway.https: HSTS is sent on HTTPS responses only" -}}
+{{- end -}}
+{{- if include "gatehouse.speaker.enabled" . -}}
+{{- $s := .Values.speaker -}}
+{{- if eq (int $s.heartbeatPort) (int $s.adminPort) -}}
+{{- fail "speaker.heartbeatPort and speaker.adminPort must differ: both are ports of the node (host network)" -}}
+{{- end -}}
+{{- $interval := include "gatehouse.durationMs" $s.heartbeatInterval | int64 -}}
+{{- $peer := include "gatehouse.durationMs" $s.peerTimeout | int64 -}}
+{{- $contact := include "gatehouse.durationMs" $s.contactTimeout | int64 -}}
+{{- if le (mul $peer 2) (add (mul $contact 2) (mul $interval 3)) -}}
+{{- fail "speaker.peerTimeout must exceed speaker.contactTimeout by more than 1.5 speaker.heartbeatInterval: a speaker cut off from the others must stop announcing before another takes its addresses over" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
