@@ -131,7 +131,7 @@ fn convert_one(
     let metallb = GROUPS.iter().any(|g| api_version.starts_with(g));
     if !metallb || kind != "IPAddressPool" {
         let why = if metallb && kind == "L2Advertisement" {
-            "L2 announcement settings are not pools; configure the speaker instead"
+            "not converted: copy its nodeSelectors and interfaces into spec.l2Advertisement of the IPPools it names (without it every node announces on every interface)"
         } else if metallb {
             "not an address pool"
         } else {

@@ -325,11 +325,15 @@ async fn services_get_addresses_from_pools_as_metallb_users_write_them() {
         .await
         .unwrap();
     wait_addresses(&kg, "waiting", &["192.0.2.1"]).await;
-    let normal = events_for(&kg, "waiting").await;
-    assert!(
-        normal.iter().any(|e| e.0 == "Normal" && e.1 == "Allocated"),
-        "{normal:?}"
-    );
+    // The Event follows the status write; it may land a moment later.
+    let allocated = wait_for("a Normal Allocated Event", WAIT, || async {
+        events_for(&kg, "waiting")
+            .await
+            .into_iter()
+            .find(|e| e.0 == "Normal" && e.1 == "Allocated")
+    })
+    .await;
+    assert!(allocated.is_ok(), "{:?}", events_for(&kg, "waiting").await);
 
     // No longer a LoadBalancer: our addresses and condition go, the address is free.
     apply_yaml(&k, "apiVersion: v1\nkind: Service\nmetadata: {name: classed, namespace: default}\nspec: {type: ClusterIP, selector: {app: classed}, ports: [{name: p80, port: 80}]}\n").await.unwrap();

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chunked;
+pub mod heartbeat;
 pub mod l2_frame;
 pub mod manifest;
 pub mod request_head;
@@ -18,7 +19,7 @@ pub type Entry = fn(&[u8]);
 
 /// Every fuzz target, by the name of its `fuzz/fuzz_targets/*.rs` file and
 /// corpus directory.
-pub const TARGETS: [(&str, Entry); 7] = [
+pub const TARGETS: [(&str, Entry); 8] = [
     ("request_head", request_head::run),
     ("request_head_httparse", request_head::differential),
     ("chunked", chunked::run),
@@ -26,4 +27,5 @@ pub const TARGETS: [(&str, Entry); 7] = [
     ("snapshot_frame", snapshot::run),
     ("manifest", manifest::run),
     ("l2_frame", l2_frame::run),
+    ("heartbeat", heartbeat::run),
 ];
