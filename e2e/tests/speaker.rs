@@ -648,3 +648,87 @@ async fn the_gateway_behind_a_local_service_sees_the_clients_own_address() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ipv6_address_is_answered_with_neighbor_advertisements_from_one_node() {
+    let Some(rig) = Rig::start(3).await else {
+        println!("skipped: needs the emulator");
+        return;
+    };
+    if !rig.cluster.has_ipv6() {
+        println!("skipped: the kernel has IPv6 disabled");
+        return;
+    }
+    // An address of the LAN's IPv6 prefix that no member has.
+    let mut segments = rig.cluster.addresses().client_v6().segments();
+    segments[7] = 0x0e05;
+    let ip = std::net::Ipv6Addr::from(segments);
+    let client = rig.client();
+    apply_yaml(
+        &client,
+        &format!(
+            "apiVersion: gatehouse.dev/v1alpha1\nkind: IPPool\nmetadata: {{name: lan6}}\nspec: {{addresses: ['{ip}/128']}}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {{name: web6, namespace: default}}\nspec:\n  type: LoadBalancer\n  ipFamilies: [IPv6]\n  ports: [{{port: 80}}]\n"
+        ),
+    )
+    .await
+    .unwrap();
+    let status = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": ip.to_string(), "ipMode": "VIP"}]}}});
+    Api::<Service>::namespaced(client.clone(), "default")
+        .patch_status("web6", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    let capture = LanCapture::start(&rig.cluster).unwrap();
+    let node_macs: Vec<_> = (0..3).map(|i| rig.cluster.node_mac(i).unwrap()).collect();
+
+    // The client's kernel resolves the address (a datagram to it makes it
+    // send a Neighbor Solicitation); the answer comes from one node.
+    let resolved = wait_for(
+        "the client resolves the address",
+        Duration::from_secs(15),
+        || async {
+            rig.cluster
+                .client()
+                .run_inside(|| {
+                    let socket = std::net::UdpSocket::bind("[::]:0").ok()?;
+                    socket.send_to(b"x", SocketAddr::from((ip, 9))).ok()
+                })
+                .ok()
+                .flatten()?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            rig.cluster.client_neighbor(ip).ok().flatten()?.mac
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    let owner = node_macs
+        .iter()
+        .position(|m| *m == resolved)
+        .unwrap_or_else(|| panic!("{ip} resolved to {resolved}, no node's MAC"));
+    // On the bridge: Neighbor Advertisements for it from that node only
+    // (the unsolicited ones on takeover and the answer to the client).
+    assert_eq!(
+        capture.announcers(ip),
+        [node_macs[owner]].into(),
+        "{}",
+        capture.snapshot().describe()
+    );
+    assert!(capture.overlap(ip).is_none());
+    let named = wait_for(
+        "the announcing-node annotation",
+        Duration::from_secs(10),
+        || async {
+            let svc = Api::<Service>::namespaced(client.clone(), "default")
+                .get("web6")
+                .await
+                .ok()?;
+            svc.metadata
+                .annotations?
+                .get("gatehouse.dev/announcing-node-ipv6")
+                .cloned()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(named, format!("node-{owner}"));
+}
