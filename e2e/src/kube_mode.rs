@@ -400,3 +400,27 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// One Event (events.k8s.io/v1) as tests compare it: type, reason, note.
+pub type EventSummary = (String, String, String);
+
+/// The Events in `namespace` about the object called `name` (empty when
+/// they cannot be listed).
+pub async fn events_about(client: &kube::Client, namespace: &str, name: &str) -> Vec<EventSummary> {
+    use k8s_openapi::api::events::v1::Event;
+    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let Ok(list) = api.list(&Default::default()).await else {
+        return vec![];
+    };
+    list.items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect()
+}

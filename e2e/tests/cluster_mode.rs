@@ -304,22 +304,7 @@ async fn ingress_status_follows_the_publish_service() {
 
 /// Events (events.k8s.io/v1) about an object: (type, reason, note).
 async fn events_about(kg: &KubeGateway, name: &str) -> Vec<(String, String, String)> {
-    use k8s_openapi::api::events::v1::Event;
-    let api: Api<Event> = Api::namespaced(kg.kube(), "default");
-    let Ok(list) = api.list(&Default::default()).await else {
-        return vec![];
-    };
-    list.items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .map(|e| {
-            (
-                e.type_.unwrap_or_default(),
-                e.reason.unwrap_or_default(),
-                e.note.unwrap_or_default(),
-            )
-        })
-        .collect()
+    gatehouse_e2e::kube_mode::events_about(&kg.kube(), "default", name).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,8 +8,6 @@
 
 use gatehouse_e2e::kube_mode::{apply_yaml, delete, wait_for, ControllerProc, KubeGateway};
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::events::v1::Event;
-use kube::api::ListParams;
 use kube::Api;
 use std::path::Path;
 use std::time::Duration;
@@ -134,19 +132,7 @@ async fn wait_reason(kg: &KubeGateway, name: &str, status: &str, reason: &str) -
 }
 
 async fn events_for(kg: &KubeGateway, name: &str) -> Vec<(String, String, String)> {
-    let api: Api<Event> = Api::namespaced(kg.kube(), "default");
-    let list = api.list(&ListParams::default()).await.unwrap();
-    list.items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .map(|e| {
-            (
-                e.type_.unwrap_or_default(),
-                e.reason.unwrap_or_default(),
-                e.note.unwrap_or_default(),
-            )
-        })
-        .collect()
+    gatehouse_e2e::kube_mode::events_about(&kg.kube(), "default", name).await
 }
 
 async fn pool_counts(kg: &KubeGateway, name: &str) -> Option<(i64, i64, String)> {

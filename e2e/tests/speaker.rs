@@ -335,6 +335,22 @@ async fn a_cluster_service_is_answered_by_exactly_one_node_and_reachable() {
     .await
     .unwrap();
     assert_eq!(named, format!("node-{owner}"));
+    let event = wait_for(
+        "the AnnouncingFromNode Event",
+        Duration::from_secs(10),
+        || async {
+            gatehouse_e2e::kube_mode::events_about(&rig.client(), "default", "web")
+                .await
+                .into_iter()
+                .find(|e| e.0 == "Normal" && e.1 == "AnnouncingFromNode")
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        event.2.starts_with(&format!("node-{owner} announces {ip}")),
+        "{event:?}"
+    );
     assert_eq!(
         capture.announcers(ip),
         [rig.cluster.node_mac(owner).unwrap()].into()
