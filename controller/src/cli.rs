@@ -114,19 +114,9 @@ pub struct Args {
     #[arg(long, env = "GATEHOUSE_LEADER_ELECTION_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
     pub leader_election_retry_period: Duration,
 
-    /// Cluster mode: give `type: LoadBalancer` Services with this
-    /// `spec.loadBalancerClass` addresses from the IPPools.
-    #[arg(
-        long,
-        env = "GATEHOUSE_LOAD_BALANCER_CLASS",
-        default_value = crate::lb::DEFAULT_CLASS
-    )]
-    pub load_balancer_class: String,
-
-    /// Leave LoadBalancer Services without a `spec.loadBalancerClass` alone
-    /// (by default they get addresses too, as with MetalLB).
-    #[arg(long, env = "GATEHOUSE_NO_DEFAULT_LOAD_BALANCER_CLASS")]
-    pub no_default_load_balancer_class: bool,
+    /// Which LoadBalancer Services are ours.
+    #[command(flatten)]
+    pub class: LoadBalancerClassArgs,
 
     /// Allocate no load-balancer addresses at all (on a cloud, whose load
     /// balancer does): IPPools and Namespaces are not watched.
@@ -196,8 +186,22 @@ pub struct SpeakerArgs {
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub api_timeout: Duration,
 
-    /// Announce addresses of Services with this `spec.loadBalancerClass`
-    /// (as the controller's --load-balancer-class).
+    /// Which LoadBalancer Services are ours (the same flags as the
+    /// controller's, so both agree).
+    #[command(flatten)]
+    pub class: LoadBalancerClassArgs,
+
+    /// Log format.
+    #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `--load-balancer-class` and `--no-default-load-balancer-class`, shared by
+/// the controller (which allocates) and the speaker (which announces).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LoadBalancerClassArgs {
+    /// LoadBalancer Services with this `spec.loadBalancerClass` are ours:
+    /// they get addresses from the IPPools, and the speakers announce them.
     #[arg(
         long,
         env = "GATEHOUSE_LOAD_BALANCER_CLASS",
@@ -205,14 +209,19 @@ pub struct SpeakerArgs {
     )]
     pub load_balancer_class: String,
 
-    /// Leave Services without a `spec.loadBalancerClass` alone (as the
-    /// controller's flag of that name).
+    /// Leave LoadBalancer Services without a `spec.loadBalancerClass` alone
+    /// (by default they are ours too, as with MetalLB).
     #[arg(long, env = "GATEHOUSE_NO_DEFAULT_LOAD_BALANCER_CLASS")]
     pub no_default_load_balancer_class: bool,
+}
 
-    /// Log format.
-    #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+impl LoadBalancerClassArgs {
+    pub fn filter(&self) -> crate::lb::convert::ClassFilter {
+        crate::lb::convert::ClassFilter {
+            class: self.load_balancer_class.clone(),
+            default_class: !self.no_default_load_balancer_class,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

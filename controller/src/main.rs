@@ -9,7 +9,6 @@ use gatehouse_controller::cluster::lease::LeaseConfig;
 use gatehouse_controller::cluster::status_plan::PublishSource;
 use gatehouse_controller::cluster::watch::WatchScope;
 use gatehouse_controller::cluster::{self, ClusterOptions};
-use gatehouse_controller::lb::convert::ClassFilter;
 use gatehouse_controller::lb::LbOptions;
 use gatehouse_controller::local;
 use gatehouse_controller::publisher::Publisher;
@@ -176,10 +175,7 @@ async fn speaker_main(args: SpeakerArgs) -> anyhow::Result<()> {
     ));
     let options = SpeakerOptions {
         me: NodeName::new(args.node_name.clone()),
-        filter: ClassFilter {
-            class: args.load_balancer_class.clone(),
-            default_class: !args.no_default_load_balancer_class,
-        },
+        filter: args.class.filter(),
         timing: Timing {
             heartbeat_interval: args.heartbeat_interval,
             peer_timeout: args.peer_timeout,
@@ -265,10 +261,7 @@ fn cluster_options(
         namespace: args.watch_namespace.clone(),
     };
     let load_balancer = (!args.no_load_balancer).then(|| LbOptions {
-        filter: ClassFilter {
-            class: args.load_balancer_class.clone(),
-            default_class: !args.no_default_load_balancer_class,
-        },
+        filter: args.class.filter(),
         scope: scope.clone(),
     });
     Ok(ClusterOptions {

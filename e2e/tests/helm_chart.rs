@@ -749,9 +749,9 @@ fn check_controller(r: &Rendered, values: &Value, pod: &PodSpec, container: &Con
         lb["enabled"] == false,
         "{case}: --no-load-balancer"
     );
-    assert_eq!(args.load_balancer_class, "gatehouse.dev/lb", "{case}");
+    assert_eq!(args.class.load_balancer_class, "gatehouse.dev/lb", "{case}");
     assert_eq!(
-        args.no_default_load_balancer_class,
+        args.class.no_default_load_balancer_class,
         lb["defaultClass"] == false,
         "{case}: --no-default-load-balancer-class"
     );
@@ -951,9 +951,9 @@ fn check_speaker(r: &Rendered, values: &Value, pod: &PodSpec, container: &Contai
     );
     // It announces the addresses of the class the controller assigns.
     let lb = &values["loadBalancer"];
-    assert_eq!(args.load_balancer_class, "gatehouse.dev/lb", "{case}");
+    assert_eq!(args.class.load_balancer_class, "gatehouse.dev/lb", "{case}");
     assert_eq!(
-        args.no_default_load_balancer_class,
+        args.class.no_default_load_balancer_class,
         lb["defaultClass"] == false,
         "{case}: --no-default-load-balancer-class"
     );

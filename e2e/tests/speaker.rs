@@ -438,6 +438,40 @@ async fn a_local_service_without_ready_endpoints_is_answered_by_no_node() {
     rig.service("web", ip, TrafficPolicy::Local, &[(web1.ip, 1, true)])
         .await;
     rig.wait_answered_by(ip, 1).await;
+    wait_for(
+        "the annotation names node-1",
+        Duration::from_secs(10),
+        || async { (rig.annotation("web").await.as_deref() == Some("node-1")).then_some(()) },
+    )
+    .await
+    .unwrap();
+
+    // Not ready again: node-1 stops answering, removes the annotation and
+    // says why in a Warning.
+    rig.service("web", ip, TrafficPolicy::Local, &[(web1.ip, 1, false)])
+        .await;
+    let warning = wait_for(
+        "a NoAnnouncingNode Warning",
+        Duration::from_secs(10),
+        || async {
+            gatehouse_e2e::kube_mode::events_about(&rig.client(), "default", "web")
+                .await
+                .into_iter()
+                .find(|e| e.0 == "Warning" && e.1 == "NoAnnouncingNode")
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.logs()));
+    assert!(warning.2.contains(&ip.to_string()), "{warning:?}");
+    wait_for(
+        "the annotation removed",
+        Duration::from_secs(10),
+        || async { rig.annotation("web").await.is_none().then_some(()) },
+    )
+    .await
+    .unwrap();
+    let answering = rig.answering_nodes(ip).await;
+    assert!(answering.is_empty(), "answered by {answering:?}");
 }
 
 /// p50 and max of `gaps`.

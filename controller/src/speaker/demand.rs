@@ -15,6 +15,7 @@
 
 use super::decide::Demand;
 use super::node::NodeName;
+use super::status::annotation_for;
 use crate::ipam::{AddressRange, LabelSelector};
 use crate::lb::convert::{selector, ClassFilter};
 use crate::state::ObjectKey;
@@ -34,11 +35,21 @@ const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub struct Announced {
     pub demand: Demand,
     /// The Services that have the address.
-    pub services: Vec<ObjectKey>,
+    pub services: Vec<ServiceRef>,
     /// The pool that holds it.
     pub pool: String,
     /// Interfaces to announce on; empty: all of them.
     pub interfaces: Vec<String>,
+}
+
+/// A Service that has an announced address, with what the speaker's
+/// writes need: the uid its Events refer to, and which node its
+/// announcing-node annotation names for the address's family now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRef {
+    pub key: ObjectKey,
+    pub uid: Option<String>,
+    pub announcing_node: Option<String>,
 }
 
 /// The objects the speaker reads.
@@ -103,18 +114,28 @@ pub fn announced(view: View<'_>) -> Vec<Announced> {
                 let with_endpoints = local_endpoints.get(&key);
                 candidates.retain(|n| with_endpoints.is_some_and(|set| set.contains(n)));
             }
+            let reference = ServiceRef {
+                key: key.clone(),
+                uid: service.metadata.uid.clone(),
+                announcing_node: service
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(annotation_for(address)))
+                    .cloned(),
+            };
             by_address
                 .entry(address)
                 .and_modify(|a| {
                     a.demand.candidates.retain(|n| candidates.contains(n));
-                    a.services.push(key.clone());
+                    a.services.push(reference.clone());
                 })
                 .or_insert_with(|| Announced {
                     demand: Demand {
                         address,
                         candidates: candidates.clone(),
                     },
-                    services: vec![key.clone()],
+                    services: vec![reference.clone()],
                     pool: pool.name.clone(),
                     interfaces: pool.interfaces.clone(),
                 });

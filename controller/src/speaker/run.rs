@@ -89,9 +89,12 @@ pub async fn run(
 
     let started = Instant::now();
     let mut announced: Vec<Announced> = Vec::new();
+    let mut demands: Vec<decide::Demand> = Vec::new();
     let mut dirty = true;
     let mut current: BTreeSet<IpAddr> = BTreeSet::new();
-    let mut standing: Result<(), Withheld> = Err(Withheld::Joining);
+    // None until the first decision, so that the first standing is logged
+    // and its gauge set too.
+    let mut standing: Option<Result<(), Withheld>> = None;
     let mut ticker = tokio::time::interval(options.timing.tick());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -111,6 +114,7 @@ pub async fn run(
                 pools: &objects.pools,
                 filter: &options.filter,
             });
+            demands = announced.iter().map(|a| a.demand.clone()).collect();
             dirty = false;
         }
         let now = Instant::now();
@@ -119,7 +123,6 @@ pub async fn run(
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .is_some_and(|at| now.saturating_duration_since(at) <= options.api_timeout);
-        let demands: Vec<decide::Demand> = announced.iter().map(|a| a.demand.clone()).collect();
         let decision = {
             let mut peers = live.peers.lock().unwrap_or_else(PoisonError::into_inner);
             peers.expire(now, options.timing.member_window);
@@ -141,15 +144,15 @@ pub async fn run(
                 current: &current,
             })
         };
-        if decision.standing != standing {
+        if standing != Some(decision.standing) {
             report_standing(&me, &decision, &peers_summary(&live, now, options.timing));
-            standing = decision.standing;
         }
+        let standing_now = *standing.insert(decision.standing);
         let by_address: BTreeMap<IpAddr, &Announced> =
             announced.iter().map(|a| (a.demand.address, a)).collect();
         let released: Vec<IpAddr> = current.difference(&decision.announce).copied().collect();
         let taken: Vec<IpAddr> = decision.announce.difference(&current).copied().collect();
-        let said = heartbeat_standing(standing);
+        let said = heartbeat_standing(standing_now);
         if released.is_empty()
             && taken.is_empty()
             && live
@@ -168,9 +171,9 @@ pub async fn run(
             let why = match by_address.get(address) {
                 None => "no Service has it any more".to_owned(),
                 Some(a) if a.demand.candidates.is_empty() => "no node may announce it".to_owned(),
-                Some(_) if standing.is_err() => format!(
+                Some(_) if standing_now.is_err() => format!(
                     "this speaker stands down ({})",
-                    standing.err().map_or("", |w| w.reason())
+                    standing_now.err().map_or("", |w| w.reason())
                 ),
                 Some(_) => "another node takes it over".to_owned(),
             };

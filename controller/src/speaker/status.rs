@@ -3,8 +3,8 @@
 //! the node that takes the address over, removed by the last owner when no
 //! node may announce it) and an Event on every change.
 
+use super::demand::ServiceRef;
 use super::node::NodeName;
-use crate::state::ObjectKey;
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -58,24 +58,33 @@ impl StatusWriter {
         }
     }
 
-    /// This node now announces `address` for `service`.
-    pub async fn announcing(&self, service: &ObjectKey, address: IpAddr, how: &str) {
-        self.annotate(service, address, Some(self.me.as_str()))
-            .await;
+    /// This node now announces `address` for `service`. The annotation is
+    /// written only if it names another node (or none); the Event always,
+    /// since the takeover is news.
+    pub async fn announcing(&self, service: &ServiceRef, address: IpAddr, how: &str) {
+        if service.announcing_node.as_deref() != Some(self.me.as_str()) {
+            self.annotate(service, address, Some(self.me.as_str()))
+                .await;
+        }
         let note = format!("{} announces {address} ({how})", self.me);
         self.event(service, EventType::Normal, Reason::Announcing, note)
             .await;
     }
 
     /// No node may announce `address` any more; this node announced it last.
-    pub async fn no_announcer(&self, service: &ObjectKey, address: IpAddr, why: &str) {
-        self.annotate(service, address, None).await;
+    pub async fn no_announcer(&self, service: &ServiceRef, address: IpAddr, why: &str) {
+        if service.announcing_node.is_some() {
+            self.annotate(service, address, None).await;
+        }
         let note = format!("no node announces {address}: {why}");
         self.event(service, EventType::Warning, Reason::NoAnnouncingNode, note)
             .await;
     }
 
-    async fn annotate(&self, service: &ObjectKey, address: IpAddr, node: Option<&str>) {
+    /// A merge patch of one annotation: it touches no other field, so it
+    /// cannot undo anyone else's change.
+    async fn annotate(&self, service: &ServiceRef, address: IpAddr, node: Option<&str>) {
+        let service = &service.key;
         let api: Api<Service> = Api::namespaced(self.client.clone(), &service.namespace);
         let body =
             serde_json::json!({"metadata": {"annotations": {annotation_for(address): node}}});
@@ -87,21 +96,14 @@ impl StatusWriter {
         }
     }
 
-    async fn event(&self, service: &ObjectKey, type_: EventType, reason: Reason, note: String) {
-        let api: Api<Service> = Api::namespaced(self.client.clone(), &service.namespace);
-        // The uid ties the Event to this incarnation of the Service.
-        let uid = api
-            .get_opt(&service.name)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|s| s.metadata.uid);
+    async fn event(&self, service: &ServiceRef, type_: EventType, reason: Reason, note: String) {
         let reference = ObjectReference {
             api_version: Some("v1".into()),
             kind: Some("Service".into()),
-            name: Some(service.name.clone()),
-            namespace: Some(service.namespace.clone()),
-            uid,
+            name: Some(service.key.name.clone()),
+            namespace: Some(service.key.namespace.clone()),
+            // Ties the Event to this incarnation of the Service.
+            uid: service.uid.clone(),
             ..ObjectReference::default()
         };
         let event = Event {

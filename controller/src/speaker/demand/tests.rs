@@ -85,7 +85,9 @@ fn a_cluster_service_may_be_announced_by_every_ready_node() {
         "192.0.2.10".parse::<IpAddr>().unwrap()
     );
     assert_eq!(candidates(&out[0]), ["node-0", "node-1", "node-2"]);
-    assert_eq!(out[0].services, [ObjectKey::new("shop", "web")]);
+    assert_eq!(out[0].services.len(), 1);
+    assert_eq!(out[0].services[0].key, ObjectKey::new("shop", "web"));
+    assert_eq!(out[0].services[0].announcing_node, None);
     assert_eq!(out[0].pool, "lan");
     assert!(out[0].interfaces.is_empty());
 }
@@ -221,4 +223,29 @@ fn a_shared_address_is_announced_only_where_every_service_allows() {
     assert_eq!(out.len(), 1);
     assert_eq!(candidates(&out[0]), ["node-1"]);
     assert_eq!(out[0].services.len(), 2);
+}
+
+#[test]
+fn the_current_announcing_node_annotation_is_read_per_family() {
+    let mut svc = service("web", "192.0.2.10", "Cluster");
+    svc.metadata.uid = Some("u-1".into());
+    svc.metadata.annotations = Some(
+        [
+            (
+                "gatehouse.dev/announcing-node-ipv4".to_owned(),
+                "node-2".to_owned(),
+            ),
+            (
+                "gatehouse.dev/announcing-node-ipv6".to_owned(),
+                "node-0".to_owned(),
+            ),
+        ]
+        .into(),
+    );
+    let out = run(&[svc], &[], &nodes(), &[pool("")]);
+    assert_eq!(
+        out[0].services[0].announcing_node.as_deref(),
+        Some("node-2")
+    );
+    assert_eq!(out[0].services[0].uid.as_deref(), Some("u-1"));
 }
