@@ -14,7 +14,7 @@ use gatehouse_e2e::emulator::{Emulator, EmulatorConfig};
     about = "An in-memory Kubernetes API server for tests"
 )]
 struct Args {
-    /// Address to serve plain HTTP on (loopback), e.g. 127.0.0.1:6443; port 0 picks one.
+    /// Address to serve on (loopback), e.g. 127.0.0.1:6443; port 0 picks one.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: String,
     /// Where to write a kubeconfig pointing at the emulator.
@@ -26,6 +26,10 @@ struct Args {
     /// Seconds between BOOKMARK events on watches that ask for them.
     #[arg(long, default_value_t = 10)]
     bookmark_interval: u64,
+    /// Serve HTTPS with a CA made at start (the kubeconfig carries it)
+    /// instead of plain HTTP.
+    #[arg(long)]
+    tls: bool,
 }
 
 #[tokio::main]
@@ -41,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
     let config = EmulatorConfig {
         history_limit: args.history,
         bookmark_interval: std::time::Duration::from_secs(args.bookmark_interval.max(1)),
+        serve_tls: args.tls,
         ..EmulatorConfig::default()
     };
     let emulator = Emulator::start_with(&args.listen, config)

@@ -263,4 +263,6 @@ pub enum EmulatorError {
     },
     #[error("cannot build a Kubernetes client: {0}")]
     Client(String),
+    #[error("cannot make the serving certificate: {0}")]
+    Tls(String),
 }

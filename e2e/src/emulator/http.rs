@@ -284,11 +284,20 @@ fn serve_resource(
             ))
         }
         Method::DELETE => {
-            let options = if call.body.is_empty() {
+            let mut options = if call.body.is_empty() {
                 json!({})
             } else {
                 call.json_body()?
             };
+            // The query parameter stands in for the body's field.
+            if let Some(grace) = call
+                .param("gracePeriodSeconds")
+                .and_then(|g| g.parse::<i64>().ok())
+            {
+                if let Some(map) = options.as_object_mut() {
+                    map.entry("gracePeriodSeconds").or_insert(json!(grace));
+                }
+            }
             let dry_run = call.param("dryRun") == Some("All")
                 || options
                     .get("dryRun")

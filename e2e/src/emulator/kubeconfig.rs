@@ -1,6 +1,6 @@
 //! The kubeconfig that points clients (kube-rs, kubectl, the controller) at
-//! the emulator: a plain `http://` server URL and an empty user, since the
-//! emulator has no authentication.
+//! the emulator: its server URL (`https://` with the emulator's CA when it
+//! serves TLS) and an empty user.
 
 use std::path::Path;
 
@@ -8,18 +8,35 @@ use super::error::EmulatorError;
 
 const NAME: &str = "kube-emulator";
 
-/// A kubeconfig for `server_url` with one cluster, user and current context.
-pub fn render(server_url: &str) -> String {
+/// A kubeconfig for `server_url` with one cluster, user and current context;
+/// `ca_pem` is the CA to trust for an `https://` server.
+pub fn render(server_url: &str, ca_pem: Option<&str>) -> String {
+    use base64::Engine as _;
+    let ca = ca_pem
+        .map(|pem| {
+            format!(
+                "\n    certificate-authority-data: {}",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            )
+        })
+        .unwrap_or_default();
+    // kubectl asks for a username on an https server when the user has no
+    // credential at all; the emulator does not check this token.
+    let user = if ca_pem.is_some() {
+        "{token: kube-emulator-admin}"
+    } else {
+        "{}"
+    };
     format!(
         "apiVersion: v1
 kind: Config
 clusters:
 - name: {NAME}
   cluster:
-    server: {server_url}
+    server: {server_url}{ca}
 users:
 - name: {NAME}
-  user: {{}}
+  user: {user}
 contexts:
 - name: {NAME}
   context:
@@ -33,7 +50,7 @@ preferences: {{}}
 }
 
 /// Writes the kubeconfig, creating parent directories.
-pub fn write(path: &Path, server_url: &str) -> Result<(), EmulatorError> {
+pub fn write(path: &Path, server_url: &str, ca_pem: Option<&str>) -> Result<(), EmulatorError> {
     let error = |source| EmulatorError::WriteKubeconfig {
         path: path.display().to_string(),
         source,
@@ -41,7 +58,7 @@ pub fn write(path: &Path, server_url: &str) -> Result<(), EmulatorError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(error)?;
     }
-    std::fs::write(path, render(server_url)).map_err(error)
+    std::fs::write(path, render(server_url, ca_pem)).map_err(error)
 }
 
 #[cfg(test)]
@@ -50,12 +67,29 @@ mod tests {
 
     #[test]
     fn kubeconfig_parses_as_yaml_with_the_server_url() {
-        let text = render("http://127.0.0.1:1234");
+        let text = render("http://127.0.0.1:1234", None);
         let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         assert_eq!(
             doc["clusters"][0]["cluster"]["server"].as_str(),
             Some("http://127.0.0.1:1234")
         );
         assert_eq!(doc["current-context"].as_str(), Some(NAME));
+        assert!(doc["clusters"][0]["cluster"]
+            .get("certificate-authority-data")
+            .is_none());
+    }
+
+    #[test]
+    fn an_https_kubeconfig_carries_the_ca() {
+        use base64::Engine as _;
+        let text = render("https://127.0.0.1:1234", Some("PEM TEXT"));
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let data = doc["clusters"][0]["cluster"]["certificate-authority-data"]
+            .as_str()
+            .unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap();
+        assert_eq!(decoded, b"PEM TEXT");
     }
 }

@@ -87,6 +87,14 @@ pub fn now_rfc3339() -> String {
         .to_string()
 }
 
+/// `seconds` from now, written as [`now_rfc3339`] writes the present.
+pub fn rfc3339_after(seconds: i64) -> String {
+    let later = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(seconds))
+        .unwrap_or(jiff::Timestamp::MAX);
+    later.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 /// Seconds elapsed since an RFC 3339 timestamp, if it parses.
 pub fn age_seconds(timestamp: &str) -> Option<i64> {
     let then: jiff::Timestamp = timestamp.parse().ok()?;

@@ -12,7 +12,9 @@
 //! # drop(client); Ok(()) }
 //! ```
 
+mod admission;
 mod audit;
+mod bootstrap;
 mod convert;
 mod crd;
 mod defaults;
@@ -33,13 +35,16 @@ mod routes;
 mod schema;
 mod selectors;
 mod server;
+mod serving_tls;
 mod ssa;
 mod state;
 mod store;
 mod validation;
 mod watch;
 
+pub use admission::SERVICE_ACCOUNT_MOUNT_PATH;
 pub use audit::{AuditEntry, LeaseView};
+pub use bootstrap::{KUBERNETES_SERVICE_IP, KUBERNETES_SERVICE_PORT, ROOT_CA_CONFIGMAP};
 pub use error::{ApiError, EmulatorError};
 pub use harness::{TestApi, KUBECONFIG_ENV};
 pub use server::{Emulator, EmulatorConfig};

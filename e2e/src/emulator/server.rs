@@ -1,7 +1,8 @@
-//! The running emulator: a plain-HTTP listener on loopback serving the API,
-//! owned by an [`Emulator`] handle that stops everything when dropped.
+//! The running emulator: a listener on loopback serving the API over plain
+//! HTTP or HTTPS, owned by an [`Emulator`] handle that stops everything when
+//! dropped.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -14,9 +15,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::audit::AuditEntry;
+use super::bootstrap::{ControlPlane, KUBERNETES_SERVICE_IP};
 use super::error::{ApiError, EmulatorError};
 use super::http::handle;
 use super::kubeconfig;
+use super::serving_tls::ServingTls;
 use super::state::State;
 
 /// Tunables; the defaults suit tests.
@@ -29,6 +32,13 @@ pub struct EmulatorConfig {
     pub bookmark_interval: Duration,
     /// Watch duration when the client gives no `timeoutSeconds`.
     pub default_watch_timeout: Duration,
+    /// Serve HTTPS with the emulator's own CA (published in every
+    /// namespace's `kube-root-ca.crt`) instead of plain HTTP.
+    pub serve_tls: bool,
+    /// Where the `default/kubernetes` Service's endpoints point, for clients
+    /// inside a simulated cluster (default: the listening address). Its IP
+    /// is also in the serving certificate.
+    pub advertise_address: Option<SocketAddr>,
 }
 
 impl Default for EmulatorConfig {
@@ -37,6 +47,8 @@ impl Default for EmulatorConfig {
             history_limit: 1000,
             bookmark_interval: Duration::from_secs(10),
             default_watch_timeout: Duration::from_secs(1800),
+            serve_tls: false,
+            advertise_address: None,
         }
     }
 }
@@ -88,6 +100,7 @@ pub struct Emulator {
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     accept_loop: JoinHandle<()>,
+    tls: ServingTls,
 }
 
 impl Emulator {
@@ -109,8 +122,21 @@ impl Emulator {
                 addr: listen.to_string(),
                 source,
             })?;
+        let advertised = config.advertise_address.unwrap_or(addr);
+        let mut ips = vec![
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+            addr.ip(),
+            advertised.ip(),
+        ];
+        ips.extend(KUBERNETES_SERVICE_IP.parse::<IpAddr>());
+        let tls = ServingTls::generate(&ips)?;
+        let control_plane = ControlPlane {
+            root_ca_pem: tls.ca_pem.clone(),
+            api_endpoint: advertised,
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let state = State::new(config.history_limit);
+        let state = State::new(config.history_limit, Some(control_plane));
         let (changes, _) = watch::channel(state.store.current_rv());
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
@@ -120,13 +146,15 @@ impl Emulator {
             disconnects: watch::channel(0).0,
             audit: Mutex::new(Vec::new()),
         });
-        let accept_loop = tokio::spawn(accept_loop(listener, shared.clone()));
+        let acceptor = shared.config.serve_tls.then(|| tls.server.clone());
+        let accept_loop = tokio::spawn(accept_loop(listener, shared.clone(), acceptor));
         tracing::info!(%addr, "kube-emulator listening");
         Ok(Self {
             addr,
             shared,
             shutdown,
             accept_loop,
+            tls,
         })
     }
 
@@ -134,18 +162,34 @@ impl Emulator {
         self.addr
     }
 
-    /// `http://<addr>`, the server URL clients use.
+    /// `http://<addr>` (or `https://` when serving TLS), the server URL
+    /// clients use.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.serves_tls() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    pub fn serves_tls(&self) -> bool {
+        self.shared.config.serve_tls
+    }
+
+    /// PEM of the CA behind the serving certificate (also in every
+    /// namespace's `kube-root-ca.crt`).
+    pub fn ca_pem(&self) -> &str {
+        &self.tls.ca_pem
     }
 
     /// A kubeconfig (YAML) pointing at this emulator, without credentials.
     pub fn kubeconfig_yaml(&self) -> String {
-        kubeconfig::render(&self.url())
+        kubeconfig::render(&self.url(), self.kubeconfig_ca())
     }
 
     pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> Result<(), EmulatorError> {
-        kubeconfig::write(path.as_ref(), &self.url())
+        kubeconfig::write(path.as_ref(), &self.url(), self.kubeconfig_ca())
+    }
+
+    fn kubeconfig_ca(&self) -> Option<&str> {
+        self.serves_tls().then_some(self.tls.ca_pem.as_str())
     }
 
     /// A kube-rs client for this emulator (default namespace `default`).
@@ -154,8 +198,11 @@ impl Emulator {
             .url()
             .parse()
             .map_err(|e| EmulatorError::Client(format!("bad emulator URL: {e}")))?;
-        kube::Client::try_from(kube::Config::new(uri))
-            .map_err(|e| EmulatorError::Client(e.to_string()))
+        let mut config = kube::Config::new(uri);
+        if self.serves_tls() {
+            config.root_cert = Some(vec![self.tls.ca_der.clone()]);
+        }
+        kube::Client::try_from(config).map_err(|e| EmulatorError::Client(e.to_string()))
     }
 
     /// The latest resourceVersion handed out.
@@ -200,7 +247,8 @@ impl Emulator {
         socket.set_reuseaddr(true).map_err(bind_error)?;
         socket.bind(self.addr).map_err(bind_error)?;
         let listener = socket.listen(1024).map_err(bind_error)?;
-        self.accept_loop = tokio::spawn(accept_loop(listener, self.shared.clone()));
+        let acceptor = self.serves_tls().then(|| self.tls.server.clone());
+        self.accept_loop = tokio::spawn(accept_loop(listener, self.shared.clone(), acceptor));
         tracing::info!(addr = %self.addr, "kube-emulator restarted");
         Ok(())
     }
@@ -218,7 +266,12 @@ impl Drop for Emulator {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let mut shutdown = shared.shutdown.clone();
     loop {
         let accepted = tokio::select! {
@@ -234,21 +287,36 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             }
         };
         let shared = shared.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let mut shutdown = shared.shutdown.clone();
-            let mut disconnects = shared.disconnects.subscribe();
-            let service = service_fn(move |request| handle(shared.clone(), request));
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                result = connection => {
-                    if let Err(error) = result {
-                        tracing::debug!(%error, "kube-emulator connection ended with an error");
-                    }
-                }
-                _ = shutdown.changed() => {}
-                _ = disconnects.changed() => {}
+            match acceptor {
+                None => serve_connection(shared, stream).await,
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => serve_connection(shared, stream).await,
+                    Err(error) => tracing::debug!(%error, "kube-emulator TLS handshake failed"),
+                },
             }
         });
+    }
+}
+
+/// Serves one connection until it ends, the emulator stops or restarts.
+async fn serve_connection<S>(shared: Arc<Shared>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut shutdown = shared.shutdown.clone();
+    let mut disconnects = shared.disconnects.subscribe();
+    let service = service_fn(move |request| handle(shared.clone(), request));
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        result = connection => {
+            if let Err(error) = result {
+                tracing::debug!(%error, "kube-emulator connection ended with an error");
+            }
+        }
+        _ = shutdown.changed() => {}
+        _ = disconnects.changed() => {}
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
+use super::bootstrap::ControlPlane;
 use super::resources::{Registry, ResourceInfo, ResourceKey};
 use super::store::Store;
 
@@ -90,14 +91,18 @@ pub struct State {
     pub registry: Registry,
     pub store: Store,
     pub allocators: Allocators,
+    /// What the control plane's own objects say about the API server
+    /// (none: no `kubernetes` Service and no `kube-root-ca.crt`).
+    pub control_plane: Option<ControlPlane>,
 }
 
 impl State {
-    pub fn new(history_limit: usize) -> Self {
+    pub fn new(history_limit: usize, control_plane: Option<ControlPlane>) -> Self {
         let mut state = Self {
             registry: Registry::with_builtins(),
             store: Store::new(history_limit),
             allocators: Allocators::default(),
+            control_plane,
         };
         state.seed();
         state
@@ -122,7 +127,9 @@ impl State {
                 "status": {"phase": "Active"},
             });
             self.store.put(&namespaces, object);
+            self.populate_namespace(name);
         }
+        self.seed_kubernetes_service();
     }
 }
 

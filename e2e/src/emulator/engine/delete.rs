@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{is_crd, DeleteOutcome, ListPage, Selectors};
+use super::{grace, is_crd, DeleteOutcome, ListPage, Selectors};
 use crate::emulator::crd;
 use crate::emulator::error::ApiError;
 use crate::emulator::meta;
@@ -43,6 +43,12 @@ impl State {
         }
         if dry_run {
             return Ok(DeleteOutcome::Deleted(present(&old, info, &target.version)));
+        }
+        let is_pod = !info.custom && info.group.is_empty() && info.plural == "pods";
+        if is_pod {
+            if let Some(outcome) = self.delete_pod_gracefully(target, &old, delete_options) {
+                return Ok(outcome);
+            }
         }
         if meta::is_deleting(&old) {
             return Ok(DeleteOutcome::Pending(present(&old, info, &target.version)));
@@ -91,6 +97,52 @@ impl State {
             .unwrap_or(old);
         Ok(DeleteOutcome::Deleted(present(
             &gone,
+            info,
+            &target.version,
+        )))
+    }
+
+    /// A Pod's graceful deletion: marks it (or shortens its deadline) when it
+    /// gets a grace period, removes it when a grace-0 DELETE follows one.
+    /// None: the ordinary deletion applies.
+    fn delete_pod_gracefully(
+        &mut self,
+        target: &Target,
+        old: &Arc<Value>,
+        delete_options: &Value,
+    ) -> Option<DeleteOutcome> {
+        let info = &target.info;
+        let grace = grace::pod_grace_seconds(old, delete_options);
+        if grace == 0 {
+            if !meta::is_deleting(old) || !meta::finalizers(old).is_empty() {
+                return None;
+            }
+            let gone = self
+                .remove_object(&info.storage_key(), meta::namespace(old), meta::name(old))
+                .unwrap_or_else(|| old.clone());
+            return Some(DeleteOutcome::Deleted(present(
+                &gone,
+                info,
+                &target.version,
+            )));
+        }
+        if meta::is_deleting(old) && !grace::shortens(old, grace) {
+            return Some(DeleteOutcome::Pending(present(old, info, &target.version)));
+        }
+        let mut marked = (**old).clone();
+        meta::set_meta(
+            &mut marked,
+            "deletionTimestamp",
+            Some(json!(meta::rfc3339_after(grace))),
+        );
+        meta::set_meta(
+            &mut marked,
+            "deletionGracePeriodSeconds",
+            Some(json!(grace)),
+        );
+        let stored = self.store.put(&info.storage_key(), marked);
+        Some(DeleteOutcome::Pending(present(
+            &stored,
             info,
             &target.version,
         )))

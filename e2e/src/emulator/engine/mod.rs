@@ -4,6 +4,7 @@
 //! subresource rules, managed fields, namespace and CRD lifecycles).
 
 mod delete;
+mod grace;
 mod read;
 mod write;
 

@@ -108,6 +108,9 @@ impl State {
             Ownership::Applied(managers) => managers,
         };
         ssa::write_managers(&mut object, &managers);
+        if !info.custom && info.group.is_empty() && info.plural == "pods" {
+            self.admit_pod(&mut object)?;
+        }
         self.finish_object(target, &mut object, None)?;
         if dry_run {
             return Ok(present(&object, info, &target.version));
@@ -151,6 +154,10 @@ impl State {
     fn after_write(&mut self, info: &ResourceInfo, stored: &Value) {
         if is_crd(info) {
             self.registry.insert(crd::resource_info(stored));
+        }
+        let is_namespace = !info.custom && info.group.is_empty() && info.plural == "namespaces";
+        if is_namespace && !meta::is_deleting(stored) {
+            self.populate_namespace(meta::name(stored));
         }
     }
 
