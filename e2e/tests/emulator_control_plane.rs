@@ -340,6 +340,30 @@ async fn a_pod_on_a_node_is_deleted_gracefully_and_goes_with_grace_zero() {
         .unwrap();
     assert_eq!(shorter.metadata.deletion_grace_period_seconds, Some(5));
 
+    // The query parameter works as the body field does; a bad one is a 400
+    // that leaves the Pod as it was.
+    let path = "/api/v1/namespaces/default/pods/running?gracePeriodSeconds=";
+    let request = |value: &str| {
+        http::Request::delete(format!("{path}{value}"))
+            .body(Vec::new())
+            .unwrap()
+    };
+    let bad = client.request_text(request("soon")).await.unwrap_err();
+    let kube::Error::Api(status) = bad else {
+        panic!("expected an API error, got {bad:?}");
+    };
+    assert_eq!(status.code, 400, "{}", status.message);
+    assert!(
+        status.message.contains("gracePeriodSeconds"),
+        "{}",
+        status.message
+    );
+    let unchanged = pods.get("running").await.unwrap();
+    assert_eq!(unchanged.metadata.deletion_grace_period_seconds, Some(5));
+    client.request_text(request("2")).await.unwrap();
+    let by_query = pods.get("running").await.unwrap();
+    assert_eq!(by_query.metadata.deletion_grace_period_seconds, Some(2));
+
     // What a kubelet does once the containers stopped.
     let gone = pods
         .delete("running", &DeleteParams::default().grace_period(0))

@@ -153,13 +153,7 @@ impl State {
         {
             return;
         }
-        meta::set_meta(&mut object, "uid", Some(json!(meta::new_uid())));
-        meta::set_meta(
-            &mut object,
-            "creationTimestamp",
-            Some(json!(meta::now_rfc3339())),
-        );
-        meta::set_meta(&mut object, "generation", Some(json!(1)));
+        meta::stamp_created(&mut object);
         self.store.put(&key, object);
     }
 }

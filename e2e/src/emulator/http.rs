@@ -290,10 +290,12 @@ fn serve_resource(
                 call.json_body()?
             };
             // The query parameter stands in for the body's field.
-            if let Some(grace) = call
-                .param("gracePeriodSeconds")
-                .and_then(|g| g.parse::<i64>().ok())
-            {
+            if let Some(grace) = call.param("gracePeriodSeconds") {
+                let grace: i64 = grace.parse().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "gracePeriodSeconds must be an integer, not {grace:?}"
+                    ))
+                })?;
                 if let Some(map) = options.as_object_mut() {
                     map.entry("gracePeriodSeconds").or_insert(json!(grace));
                 }

@@ -87,6 +87,18 @@ pub fn now_rfc3339() -> String {
         .to_string()
 }
 
+/// What every new object gets from the server: a uid, its creation time
+/// and generation 1.
+pub fn stamp_created(object: &mut Value) {
+    set_meta(object, "uid", Some(serde_json::json!(new_uid())));
+    set_meta(
+        object,
+        "creationTimestamp",
+        Some(serde_json::json!(now_rfc3339())),
+    );
+    set_meta(object, "generation", Some(serde_json::json!(1)));
+}
+
 /// `seconds` from now, written as [`now_rfc3339`] writes the present.
 pub fn rfc3339_after(seconds: i64) -> String {
     let later = jiff::Timestamp::now()

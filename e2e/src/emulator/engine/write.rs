@@ -93,13 +93,7 @@ impl State {
         ] {
             meta::set_meta(&mut object, server_field, None);
         }
-        meta::set_meta(&mut object, "uid", Some(json!(meta::new_uid())));
-        meta::set_meta(
-            &mut object,
-            "creationTimestamp",
-            Some(json!(meta::now_rfc3339())),
-        );
-        meta::set_meta(&mut object, "generation", Some(json!(1)));
+        meta::stamp_created(&mut object);
         let managers = match ownership {
             Ownership::Update(manager) => {
                 let writer = self.writer(target, &manager);
@@ -117,6 +111,11 @@ impl State {
         }
         let stored = self.store.put(&info.storage_key(), object);
         self.after_write(info, &stored);
+        // Only on create: the controllers that make these act once, when the
+        // namespace appears.
+        if !info.custom && info.group.is_empty() && info.plural == "namespaces" {
+            self.populate_namespace(meta::name(&stored));
+        }
         Ok(present(&stored, info, &target.version))
     }
 
@@ -154,10 +153,6 @@ impl State {
     fn after_write(&mut self, info: &ResourceInfo, stored: &Value) {
         if is_crd(info) {
             self.registry.insert(crd::resource_info(stored));
-        }
-        let is_namespace = !info.custom && info.group.is_empty() && info.plural == "namespaces";
-        if is_namespace && !meta::is_deleting(stored) {
-            self.populate_namespace(meta::name(stored));
         }
     }
 
