@@ -11,9 +11,12 @@ pub mod raw_h2;
 pub mod raw_http;
 pub mod rig;
 pub mod tls;
-pub mod tools;
 pub mod ws_client;
 
 /// The echo backend (its own crate, `gatehouse-echo`, so that the quickstart
 /// builds it without this harness).
 pub use gatehouse_echo as echo;
+
+/// kubectl and helm, located the same way by every test (in the emulator's
+/// crate, whose own tests drive them too).
+pub use gatehouse_kube_emulator::tools;

@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::error::EmulatorError;
-use super::server::{Emulator, EmulatorConfig};
+use gatehouse_kube_emulator::{Emulator, EmulatorConfig, EmulatorError};
 
 /// The environment variable that switches tests to a real cluster.
 pub const KUBECONFIG_ENV: &str = "GATEHOUSE_E2E_KUBECONFIG";

@@ -1,50 +1,8 @@
-//! Kubernetes API emulator: an in-memory API server speaking the real HTTP
-//! API (discovery, CRUD, patches, server-side apply, status subresources,
-//! list/watch with resourceVersions, bookmarks and 410 Gone, selectors, CRDs)
-//! so the controller, kube-rs and kubectl can be tested without a cluster.
-//! See e2e/README.md for what it does and does not do.
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), gatehouse_e2e::emulator::EmulatorError> {
-//! let emulator = gatehouse_e2e::emulator::Emulator::start("127.0.0.1:0").await?;
-//! emulator.write_kubeconfig("/tmp/kubeconfig")?;
-//! let client = emulator.kube_client()?;
-//! # drop(client); Ok(()) }
-//! ```
+//! The Kubernetes API the tests talk to: the emulator (its own crate,
+//! `gatehouse-kube-emulator`, re-exported here) and [`TestApi`], which picks
+//! it or a real cluster.
 
-mod admission;
-mod audit;
-mod bootstrap;
-mod convert;
-mod crd;
-mod defaults;
-mod discovery;
-mod engine;
-mod error;
 mod harness;
-mod http;
-mod kubeconfig;
-mod list_keys;
-mod meta;
-mod openapi;
-mod patch;
-mod protobuf;
-mod representation;
-mod resources;
-mod routes;
-mod schema;
-mod selectors;
-mod server;
-mod serving_tls;
-mod ssa;
-mod state;
-mod store;
-mod validation;
-mod watch;
 
-pub use admission::SERVICE_ACCOUNT_MOUNT_PATH;
-pub use audit::{AuditEntry, LeaseView};
-pub use bootstrap::{KUBERNETES_SERVICE_IP, KUBERNETES_SERVICE_PORT, ROOT_CA_CONFIGMAP};
-pub use error::{ApiError, EmulatorError};
+pub use gatehouse_kube_emulator::*;
 pub use harness::{TestApi, KUBECONFIG_ENV};
-pub use server::{Emulator, EmulatorConfig};

@@ -323,7 +323,7 @@ fn validate_endpoint_slice(object: &Value, causes: &mut Vec<Cause>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::resources::Registry;
+    use crate::resources::Registry;
     use serde_json::json;
 
     fn check(plural: &str, group: &str, object: Value) -> Vec<String> {

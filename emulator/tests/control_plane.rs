@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use gatehouse_e2e::emulator::{
+use gatehouse_kube_emulator::tools::kubectl_binary;
+use gatehouse_kube_emulator::{
     Emulator, EmulatorConfig, KUBERNETES_SERVICE_IP, KUBERNETES_SERVICE_PORT, ROOT_CA_CONFIGMAP,
     SERVICE_ACCOUNT_MOUNT_PATH,
 };
@@ -92,8 +93,10 @@ async fn the_emulator_serves_https_that_the_published_ca_verifies_for_the_servic
     }
     let wrong_name = client_trusting(&emulator, &ca, "api.example.com");
     assert!(wrong_name.apiserver_version().await.is_err());
-    let other_ca = gatehouse_e2e::tls::TestCa::new().unwrap();
-    let untrusted = client_trusting(&emulator, &other_ca.cert_pem, "kubernetes.default.svc");
+    // Another emulator's CA: a well-formed CA that did not sign this server.
+    let other = tls_emulator(None).await;
+    let other_ca = other.ca_pem().to_owned();
+    let untrusted = client_trusting(&emulator, &other_ca, "kubernetes.default.svc");
     assert!(untrusted.apiserver_version().await.is_err());
 
     // kubectl reads the CA from the kubeconfig the emulator writes.
@@ -101,7 +104,7 @@ async fn the_emulator_serves_https_that_the_published_ca_verifies_for_the_servic
     let kubeconfig = dir.path().join("kubeconfig");
     emulator.write_kubeconfig(&kubeconfig).unwrap();
     // Off the test's runtime thread, which must keep serving the emulator.
-    let output = tokio::process::Command::new("kubectl")
+    let output = tokio::process::Command::new(kubectl_binary())
         .args(["get", "namespace", "default", "-o", "name"])
         .env("KUBECONFIG", &kubeconfig)
         .output()

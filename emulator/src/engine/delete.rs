@@ -7,11 +7,11 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::{grace, is_crd, DeleteOutcome, ListPage, Selectors};
-use crate::emulator::crd;
-use crate::emulator::error::ApiError;
-use crate::emulator::meta;
-use crate::emulator::resources::{ResourceInfo, ResourceKey};
-use crate::emulator::state::{present, State, Target};
+use crate::crd;
+use crate::error::ApiError;
+use crate::meta;
+use crate::resources::{ResourceInfo, ResourceKey};
+use crate::state::{present, State, Target};
 
 impl State {
     /// DELETE of one object, honouring preconditions and finalizers.

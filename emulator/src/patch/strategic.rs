@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::emulator::list_keys::{list_merge, ListMerge};
+use crate::list_keys::{list_merge, ListMerge};
 
 /// Applies `patch` to `target` in place. Errors describe a malformed directive.
 pub fn apply(target: &mut Value, patch: &Value) -> Result<(), String> {

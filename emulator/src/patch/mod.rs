@@ -1,6 +1,6 @@
 //! PATCH bodies: JSON patch (RFC 6902), JSON merge patch (RFC 7386),
 //! strategic merge patch (approximated, see [`strategic`]) and server-side
-//! apply (handled by [`crate::emulator::ssa`]).
+//! apply (handled by [`crate::ssa`]).
 
 pub mod strategic;
 

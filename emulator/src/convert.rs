@@ -76,7 +76,7 @@ fn with_type(mut object: Value, api_version: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::resources::Registry;
+    use crate::resources::Registry;
     use serde_json::json;
 
     #[test]

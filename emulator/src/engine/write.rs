@@ -7,17 +7,17 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::{is_crd, WriteOptions};
-use crate::emulator::convert;
-use crate::emulator::crd;
-use crate::emulator::defaults;
-use crate::emulator::error::{ApiError, Cause};
-use crate::emulator::meta;
-use crate::emulator::patch::{self, PatchKind};
-use crate::emulator::resources::ResourceInfo;
-use crate::emulator::schema;
-use crate::emulator::ssa::{self, fieldset::Scope, Writer};
-use crate::emulator::state::{present, State, Target};
-use crate::emulator::validation;
+use crate::convert;
+use crate::crd;
+use crate::defaults;
+use crate::error::{ApiError, Cause};
+use crate::meta;
+use crate::patch::{self, PatchKind};
+use crate::resources::ResourceInfo;
+use crate::schema;
+use crate::ssa::{self, fieldset::Scope, Writer};
+use crate::state::{present, State, Target};
+use crate::validation;
 
 /// How ownership of the written fields is recorded.
 enum Ownership {

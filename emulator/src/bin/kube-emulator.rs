@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
-use gatehouse_e2e::emulator::{Emulator, EmulatorConfig};
+use gatehouse_kube_emulator::{Emulator, EmulatorConfig};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -177,7 +177,7 @@ fn default_service(object: &mut Value, old: Option<&Value>, alloc: &mut Allocato
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::resources::Registry;
+    use crate::resources::Registry;
 
     #[test]
     fn load_balancer_service_gets_an_ip_node_ports_and_policies() {

@@ -4,9 +4,9 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::{ListPage, Selectors};
-use crate::emulator::error::ApiError;
-use crate::emulator::meta;
-use crate::emulator::state::{present, State, Target};
+use crate::error::ApiError;
+use crate::meta;
+use crate::state::{present, State, Target};
 
 impl State {
     pub fn get(&self, target: &Target) -> Result<Value, ApiError> {

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use serde_json::{json, Map, Value};
 
 use self::fieldset::{display_path, fields_of, remove_at, value_at, FieldPath, PathElement, Scope};
-use crate::emulator::list_keys::{list_merge, ListMerge};
+use crate::list_keys::{list_merge, ListMerge};
 
 /// One `managedFields` entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +83,7 @@ pub fn write_managers(object: &mut Value, managers: &[ManagerEntry]) {
             entry
         })
         .collect();
-    let meta = crate::emulator::meta::metadata_mut(object);
+    let meta = crate::meta::metadata_mut(object);
     if entries.is_empty() {
         meta.remove("managedFields");
     } else {

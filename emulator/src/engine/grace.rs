@@ -91,7 +91,7 @@ mod tests {
     #[test]
     fn only_an_earlier_deadline_replaces_the_current_one() {
         let mut marked = pod("node-0", "Running", Some(30));
-        marked["metadata"]["deletionTimestamp"] = json!(crate::emulator::meta::rfc3339_after(30));
+        marked["metadata"]["deletionTimestamp"] = json!(crate::meta::rfc3339_after(30));
         assert!(shortens(&marked, 0));
         assert!(shortens(&marked, 5));
         assert!(!shortens(&marked, 60));
