@@ -11,6 +11,7 @@ pub mod raw_h2;
 pub mod raw_http;
 pub mod rig;
 pub mod tls;
+pub mod workloads;
 pub mod ws_client;
 
 /// The echo backend (its own crate, `gatehouse-echo`, so that the quickstart

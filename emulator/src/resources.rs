@@ -322,6 +322,17 @@ const BUILTINS: &[Builtin] = &[
         selectable_fields: &[],
     },
     Builtin {
+        group: "apps",
+        version: "v1",
+        plural: "replicasets",
+        kind: "ReplicaSet",
+        namespaced: true,
+        has_status: true,
+        short_names: &["rs"],
+        categories: &[],
+        selectable_fields: &[],
+    },
+    Builtin {
         group: "rbac.authorization.k8s.io",
         version: "v1",
         plural: "clusterroles",
@@ -577,6 +588,7 @@ mod tests {
         for (group, version, plural, kind) in [
             ("apps", "v1", "deployments", "Deployment"),
             ("apps", "v1", "daemonsets", "DaemonSet"),
+            ("apps", "v1", "replicasets", "ReplicaSet"),
             (
                 "rbac.authorization.k8s.io",
                 "v1",
