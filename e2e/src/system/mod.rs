@@ -4,5 +4,9 @@
 //! what the chart creates. See e2e/README.md, "Whole system".
 
 mod api_access;
+mod cluster_dns;
 
 pub use api_access::{in_cluster_api_address, ApiAccess};
+pub use cluster_dns::{
+    render_hosts, ClusterDns, ClusterDnsError, ServiceAddresses, CLUSTER_DOMAIN,
+};
