@@ -27,11 +27,12 @@ use tokio::task::JoinHandle;
 const NS: &str = "work";
 const WAIT: Duration = Duration::from_secs(30);
 
-/// An emulator with nodes, the controllers, and the test namespace.
+/// An emulator with nodes, the controllers, and the test namespace. The
+/// controllers stop (fields drop in order) before the emulator does.
 struct Cluster {
-    _emulator: Emulator,
-    client: Client,
     _controllers: WorkloadControllers,
+    client: Client,
+    _emulator: Emulator,
 }
 
 async fn cluster(nodes: &[&str]) -> Cluster {
@@ -45,9 +46,9 @@ async fn cluster(nodes: &[&str]) -> Cluster {
     register_nodes(&client, nodes).await.expect("nodes");
     let controllers = WorkloadControllers::start(client.clone());
     Cluster {
-        _emulator: emulator,
-        client,
         _controllers: controllers,
+        client,
+        _emulator: emulator,
     }
 }
 
@@ -74,12 +75,22 @@ impl Cluster {
             .expect("create")
     }
 
-    async fn pods(&self) -> Vec<Pod> {
-        self.api::<Pod>()
+    async fn list<K>(&self) -> Vec<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        self.api::<K>()
             .list(&ListParams::default())
             .await
-            .expect("list pods")
+            .expect("list")
             .items
+    }
+
+    async fn pods(&self) -> Vec<Pod> {
+        self.list().await
     }
 
     async fn taint(&self, node: &str, key: &str, value: &str) {
@@ -784,6 +795,22 @@ async fn web_slice(c: &Cluster) -> Option<EndpointSlice> {
 /// address → (ready, serving, terminating, nodeName, targetRef name).
 type Conditions = BTreeMap<String, (bool, bool, bool, Option<String>, Option<String>)>;
 
+/// An endpoint expected on node-a: (address, (ready, serving, terminating, pod)).
+type Expected<'a> = (&'a str, (bool, bool, bool, &'a str));
+
+fn on_node_a(endpoints: &[Expected]) -> Conditions {
+    let node = Some("node-a".to_string());
+    endpoints
+        .iter()
+        .map(|(ip, (r, s, t, pod))| {
+            (
+                ip.to_string(),
+                (*r, *s, *t, node.clone(), Some(pod.to_string())),
+            )
+        })
+        .collect()
+}
+
 fn conditions(slice: &EndpointSlice) -> Conditions {
     slice
         .endpoints
@@ -832,20 +859,11 @@ async fn endpoint_slices_follow_pod_readiness_and_termination() {
         .await
         .unwrap();
 
-    let node = Some("node-a".to_string());
-    let want: Conditions = [
+    let want = on_node_a(&[
         ("10.244.0.1", (true, true, false, "ready")),
         ("10.244.0.2", (false, false, false, "unready")),
         ("10.244.0.3", (false, true, true, "leaving")),
-    ]
-    .into_iter()
-    .map(|(ip, (r, s, t, name))| {
-        (
-            ip.to_string(),
-            (r, s, t, node.clone(), Some(name.to_string())),
-        )
-    })
-    .collect();
+    ]);
     let slice = eventually("the slice", || async {
         web_slice(&c).await.filter(|s| conditions(s) == want)
     })
@@ -874,18 +892,10 @@ async fn endpoint_slices_follow_pod_readiness_and_termination() {
         .await
         .unwrap();
     set_pod_status(&api, "starting", "10.244.0.4", true).await;
-    let want: Conditions = [
+    let want = on_node_a(&[
         ("10.244.0.1", (true, true, false, "ready")),
         ("10.244.0.4", (true, true, false, "starting")),
-    ]
-    .into_iter()
-    .map(|(ip, (r, s, t, name))| {
-        (
-            ip.to_string(),
-            (r, s, t, node.clone(), Some(name.to_string())),
-        )
-    })
-    .collect();
+    ]);
     eventually("endpoints removed and added", || async {
         web_slice(&c).await.filter(|s| conditions(s) == want)
     })
@@ -937,12 +947,7 @@ async fn garbage_collector_removes_what_deleted_owners_controlled() {
     rolled_out(&c, "gone", 2).await;
     eventually("everything running", || async {
         let pods = c.pods().await;
-        let slices = c
-            .api::<EndpointSlice>()
-            .list(&ListParams::default())
-            .await
-            .ok()?
-            .items;
+        let slices = c.list::<EndpointSlice>().await;
         (pods.len() == 4
             && slices.len() == 1
             && slices[0].endpoints.as_ref().map(Vec::len) == Some(2))
@@ -964,18 +969,8 @@ async fn garbage_collector_removes_what_deleted_owners_controlled() {
         .unwrap();
     eventually("dependents collected", || async {
         let pods = c.pods().await;
-        let sets = c
-            .api::<ReplicaSet>()
-            .list(&ListParams::default())
-            .await
-            .ok()?
-            .items;
-        let slices = c
-            .api::<EndpointSlice>()
-            .list(&ListParams::default())
-            .await
-            .ok()?
-            .items;
+        let sets = c.list::<ReplicaSet>().await;
+        let slices = c.list::<EndpointSlice>().await;
         (pods.is_empty() && sets.is_empty() && slices.is_empty()).then_some(())
     })
     .await;

@@ -3,7 +3,7 @@
 //! Pods off eligible nodes removed; `RollingUpdate` replaces old Pods
 //! `maxUnavailable` nodes at a time; status counts per node.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
@@ -17,7 +17,7 @@ use super::daemon_pod::{pinned_to, target_node, with_daemon_tolerations};
 use super::error::WorkloadError;
 use super::expectations::Expectations;
 use super::int_or_percent::{scaled, Round};
-use super::ownership::{controlled_by, controller_reference, pod_from_template};
+use super::ownership::{controller_reference, pod_from_template};
 use super::placement::node_fits;
 use super::pod_state::{is_active, is_available, is_ready};
 use super::runner::Reconcile;
@@ -78,18 +78,10 @@ impl DaemonSetController {
         let (Some(uid), Some(namespace)) = (ds.uid(), ds.namespace()) else {
             return Ok(());
         };
-        let owned: Vec<&Arc<Pod>> = pods
-            .iter()
-            .filter(|p| p.namespace().as_deref() == Some(&namespace) && controlled_by(&***p, &uid))
-            .collect();
-        let by_name: HashMap<String, &Arc<Pod>> =
-            owned.iter().map(|p| (p.name_any(), *p)).collect();
-        let caught_up = self.expectations.satisfied(
-            &uid,
-            |name| by_name.contains_key(name),
-            |name| by_name.get(name).is_some_and(|p| is_active(p)),
-        );
-        if !caught_up || ds.metadata.deletion_timestamp.is_some() {
+        let Some(owned) = self.expectations.owned_pods(pods, &namespace, &uid) else {
+            return Ok(());
+        };
+        if ds.metadata.deletion_timestamp.is_some() {
             return Ok(());
         }
         let daemon = Daemon {

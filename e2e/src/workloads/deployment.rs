@@ -153,9 +153,7 @@ impl DeploymentController {
         }
         let old_targets = old_rs_replicas(replicas, max_unavailable, new, &old);
         for (rs, target) in sets.old.iter().zip(old_targets) {
-            if Some(target) != rs.spec.replicas {
-                self.scale(api, rs, target).await?;
-            }
+            self.scale(api, rs, target).await?;
         }
         Ok(())
     }
@@ -169,9 +167,7 @@ impl DeploymentController {
         replicas: i32,
     ) -> Result<(), WorkloadError> {
         for rs in &sets.old {
-            if rs.spec.replicas != Some(0) {
-                self.scale(api, rs, 0).await?;
-            }
+            self.scale(api, rs, 0).await?;
         }
         let old_uids: Vec<String> = sets.old.iter().filter_map(|rs| rs.uid()).collect();
         let old_pods_remain = self.cache.pods.state().iter().any(|pod: &Arc<Pod>| {
@@ -184,10 +180,7 @@ impl DeploymentController {
             None => self.create_new(deployment, api, sets, replicas).await,
             Some(rs) => {
                 self.sync_new(deployment, api, rs, sets).await?;
-                if rs.spec.replicas != Some(replicas) {
-                    self.scale(api, rs, replicas).await?;
-                }
-                Ok(())
+                self.scale(api, rs, replicas).await
             }
         }
     }
@@ -267,12 +260,16 @@ impl DeploymentController {
         self.patch(api, rs, &patch).await
     }
 
+    /// Sets `replicas` unless it already is.
     async fn scale(
         &self,
         api: &Api<ReplicaSet>,
         rs: &ReplicaSet,
         replicas: i32,
     ) -> Result<(), WorkloadError> {
+        if rs.spec.replicas == Some(replicas) {
+            return Ok(());
+        }
         self.patch(api, rs, &json!({"spec": {"replicas": replicas}}))
             .await
     }

@@ -3,8 +3,14 @@
 //! stale cache cannot make it create or delete twice.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+
+use super::ownership::controlled_by;
+use super::pod_state::is_active;
 
 /// A write older than this is given up on (its watch event was lost).
 const EXPIRY: Duration = Duration::from_secs(10);
@@ -33,6 +39,28 @@ impl Expectations {
         self.with(owner, |p| {
             p.deleted.insert(name);
         });
+    }
+
+    /// The Pods in `namespace` that the owner with `uid` controls, or None
+    /// while the cache has not caught up with its writes.
+    pub fn owned_pods<'p>(
+        &self,
+        pods: &'p [Arc<Pod>],
+        namespace: &str,
+        uid: &str,
+    ) -> Option<Vec<&'p Arc<Pod>>> {
+        let owned: Vec<&Arc<Pod>> = pods
+            .iter()
+            .filter(|p| p.namespace().as_deref() == Some(namespace) && controlled_by(&***p, uid))
+            .collect();
+        let by_name: HashMap<String, &Arc<Pod>> =
+            owned.iter().map(|p| (p.name_any(), *p)).collect();
+        let caught_up = self.satisfied(
+            uid,
+            |name| by_name.contains_key(name),
+            |name| by_name.get(name).is_some_and(|p| is_active(p)),
+        );
+        caught_up.then_some(owned)
     }
 
     /// Whether the cache has caught up with `owner`'s writes: created names

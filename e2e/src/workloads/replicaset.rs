@@ -4,7 +4,6 @@
 //! `minReadySeconds`, `observedGeneration`).
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
@@ -15,7 +14,7 @@ use kube::{Api, Client, ResourceExt};
 use super::cache::Cache;
 use super::error::WorkloadError;
 use super::expectations::Expectations;
-use super::ownership::{controlled_by, controller_reference, pod_from_template};
+use super::ownership::{controller_reference, pod_from_template};
 use super::pod_state::{is_active, is_available, is_ready, node_name, phase};
 use super::runner::Reconcile;
 use super::writes::{create_pod, delete_pod, patch_status};
@@ -54,20 +53,9 @@ impl ReplicaSetController {
         let (Some(uid), Some(namespace)) = (rs.uid(), rs.namespace()) else {
             return Ok(());
         };
-        let owned: Vec<&Arc<Pod>> = pods
-            .iter()
-            .filter(|p| p.namespace().as_deref() == Some(&namespace) && controlled_by(&***p, &uid))
-            .collect();
-        let by_name: HashMap<String, &Arc<Pod>> =
-            owned.iter().map(|p| (p.name_any(), *p)).collect();
-        let caught_up = self.expectations.satisfied(
-            &uid,
-            |name| by_name.contains_key(name),
-            |name| by_name.get(name).is_some_and(|p| is_active(p)),
-        );
-        if !caught_up {
+        let Some(owned) = self.expectations.owned_pods(pods, &namespace, &uid) else {
             return Ok(());
-        }
+        };
         let mut active: Vec<&Arc<Pod>> = owned.into_iter().filter(|p| is_active(p)).collect();
         let wanted = rs.spec.replicas.unwrap_or(1).max(0) as usize;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
