@@ -563,8 +563,15 @@ async fn daemon_set_runs_one_pod_per_eligible_node() {
     c.taint("node-c", "dedicated", "lb").await;
     c.label("node-b", "role", "edge").await;
     let containers = json!([{"name": "speaker", "image": "speaker:1"}]);
-    c.create::<DaemonSet>(daemon_set("speaker", json!({"containers": containers})))
-        .await;
+    // As the chart's speaker: on the host network, so a replacement waits
+    // for its predecessor's port on the node.
+    let speaker = json!([{"name": "speaker", "image": "speaker:1",
+        "ports": [{"name": "memberlist", "containerPort": 7946}]}]);
+    c.create::<DaemonSet>(daemon_set(
+        "speaker",
+        json!({"containers": speaker, "hostNetwork": true}),
+    ))
+    .await;
     c.create::<DaemonSet>(daemon_set(
         "edge",
         json!({"containers": containers, "nodeSelector": {"role": "edge"}}),
@@ -606,6 +613,11 @@ async fn daemon_set_runs_one_pod_per_eligible_node() {
             .iter()
             .any(|t| t.key.as_deref() == Some("node.kubernetes.io/not-ready")
                 && t.effect.as_deref() == Some("NoExecute")));
+        let host_network = pod.spec.as_ref().unwrap().host_network == Some(true);
+        let network_unavailable = tolerations
+            .iter()
+            .any(|t| t.key.as_deref() == Some("node.kubernetes.io/network-unavailable"));
+        assert_eq!(network_unavailable, host_network, "{}", pod.name_any());
         assert!(pod.labels().contains_key("controller-revision-hash"));
     }
     let api = c.api::<DaemonSet>();
