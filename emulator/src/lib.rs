@@ -14,6 +14,7 @@
 
 mod admission;
 mod audit;
+mod auth;
 mod bootstrap;
 mod convert;
 mod crd;
@@ -45,6 +46,7 @@ pub mod tools;
 
 pub use admission::SERVICE_ACCOUNT_MOUNT_PATH;
 pub use audit::{AuditEntry, LeaseView};
+pub use auth::{ADMIN_USER, API_AUDIENCE};
 pub use bootstrap::{KUBERNETES_SERVICE_IP, KUBERNETES_SERVICE_PORT, ROOT_CA_CONFIGMAP};
 pub use error::{ApiError, EmulatorError};
 pub use server::{Emulator, EmulatorConfig};

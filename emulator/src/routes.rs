@@ -105,10 +105,14 @@ fn resource_route(
     if namespace.is_some() && !info.namespaced {
         return Err(ApiError::no_such_path());
     }
-    if let Some(sub) = subresource {
-        if sub != "status" || !info.has_status {
-            return Err(ApiError::no_such_path());
-        }
+    let known_subresource = |sub: &str| match sub {
+        "status" => info.has_status,
+        // TokenRequest.
+        "token" => info.group.is_empty() && info.plural == "serviceaccounts",
+        _ => false,
+    };
+    if subresource.is_some_and(|sub| !known_subresource(sub)) {
+        return Err(ApiError::no_such_path());
     }
     Ok(Route::Resource {
         target: Box::new(Target {

@@ -41,9 +41,49 @@ impl LabelSelector {
         Ok(Self { requirements })
     }
 
+    /// The structured form (`matchLabels`, `matchExpressions`) used in
+    /// objects, e.g. a ClusterRole's `aggregationRule`.
+    pub fn from_structured(
+        selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    ) -> Result<Self, ApiError> {
+        let mut requirements: Vec<LabelRequirement> = selector
+            .match_labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| LabelRequirement::Equals(k.clone(), v.clone()))
+            .collect();
+        for expression in selector.match_expressions.iter().flatten() {
+            let key = expression.key.clone();
+            let values = expression.values.clone().unwrap_or_default();
+            requirements.push(match expression.operator.as_str() {
+                "In" => LabelRequirement::In(key, values),
+                "NotIn" => LabelRequirement::NotIn(key, values),
+                "Exists" => LabelRequirement::Exists(key),
+                "DoesNotExist" => LabelRequirement::DoesNotExist(key),
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "{other:?} is not a valid label selector operator"
+                    )))
+                }
+            });
+        }
+        Ok(Self { requirements })
+    }
+
     pub fn matches(&self, object: &Value) -> bool {
         let labels = meta::labels(object);
-        let get = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
+        self.matches_with(|key| labels.and_then(|l| l.get(key)).and_then(Value::as_str))
+    }
+
+    /// Matches a typed object's labels.
+    pub fn matches_labels(
+        &self,
+        labels: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> bool {
+        self.matches_with(|key| labels.and_then(|l| l.get(key)).map(String::as_str))
+    }
+
+    fn matches_with<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.requirements.iter().all(|req| match req {
             LabelRequirement::Equals(k, v) => get(k) == Some(v.as_str()),
             LabelRequirement::NotEquals(k, v) => get(k) != Some(v.as_str()),
