@@ -58,10 +58,10 @@ pub async fn handle(
         .unwrap_or_default();
     let admitted = identity.and_then(|identity| {
         let attributes = RequestAttributes::resolve(method.as_str(), &path, &query);
-        auth::authorize(&*shared.lock()?, &identity, &attributes)
+        auth::authorize(&*shared.lock()?, &identity, &attributes).map(|()| identity)
     });
     let response = match admitted {
-        Ok(()) => match serve(shared.clone(), request, query).await {
+        Ok(identity) => match serve(shared.clone(), request, query, &identity).await {
             Ok(response) => response,
             Err(error) => error_response(&error),
         },
@@ -174,6 +174,7 @@ async fn serve(
     shared: Arc<Shared>,
     request: Request<Incoming>,
     query: HashMap<String, String>,
+    identity: &Identity,
 ) -> Result<Response<Body>, ApiError> {
     let (parts, body) = request.into_parts();
     let header_text = |name: header::HeaderName| {
@@ -205,6 +206,10 @@ async fn serve(
             target,
             legacy_watch,
         } => serve_resource(&shared, &call, *target, legacy_watch),
+        Route::SelfSubjectAccessReview if call.method == Method::POST => {
+            let review = auth::review_access(&*shared.lock()?, identity, &call.json_body()?)?;
+            Ok(json_response(StatusCode::CREATED, &review))
+        }
         discovery_route => {
             if call.method != Method::GET {
                 return Err(ApiError::method_not_allowed(format!(
@@ -247,7 +252,9 @@ fn serve_discovery(shared: &Shared, call: &Call, route: Route) -> Result<Respons
             discovery::resource_list(registry, &group, &version)
                 .ok_or_else(ApiError::no_such_path)?
         }
-        Route::Resource { .. } => return Err(ApiError::no_such_path()),
+        Route::Resource { .. } | Route::SelfSubjectAccessReview => {
+            return Err(ApiError::no_such_path())
+        }
     };
     Ok(json_response(StatusCode::OK, &document))
 }

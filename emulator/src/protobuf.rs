@@ -3,7 +3,8 @@
 //! (its release Secrets) and kubectl's `create namespace|secret|configmap`
 //! write protobuf. The emulator stores JSON; this module turns those bodies
 //! into JSON using hand-written field tables for Namespace, Secret, ConfigMap,
-//! DeleteOptions and TokenRequest (`kubectl create token`). Anything else is answered 415.
+//! DeleteOptions, TokenRequest (`kubectl create token`) and
+//! SelfSubjectAccessReview (`kubectl auth can-i`). Anything else is answered 415.
 
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
@@ -124,6 +125,36 @@ const TOKEN_REQUEST: &[Field] = &[
     field(2, "spec", Kind::Message(TOKEN_REQUEST_SPEC)),
 ];
 
+const RESOURCE_ATTRIBUTES: &[Field] = &[
+    field(1, "namespace", Kind::String),
+    field(2, "verb", Kind::String),
+    field(3, "group", Kind::String),
+    field(4, "version", Kind::String),
+    field(5, "resource", Kind::String),
+    field(6, "subresource", Kind::String),
+    field(7, "name", Kind::String),
+];
+
+const NON_RESOURCE_ATTRIBUTES: &[Field] = &[
+    field(1, "path", Kind::String),
+    field(2, "verb", Kind::String),
+];
+
+const ACCESS_REVIEW_SPEC: &[Field] = &[
+    field(1, "resourceAttributes", Kind::Message(RESOURCE_ATTRIBUTES)),
+    field(
+        2,
+        "nonResourceAttributes",
+        Kind::Message(NON_RESOURCE_ATTRIBUTES),
+    ),
+];
+
+/// What `kubectl auth can-i` sends.
+const SELF_SUBJECT_ACCESS_REVIEW: &[Field] = &[
+    field(1, "metadata", Kind::Message(OBJECT_META)),
+    field(2, "spec", Kind::Message(ACCESS_REVIEW_SPEC)),
+];
+
 const TYPE_META: &[Field] = &[
     field(1, "apiVersion", Kind::String),
     field(2, "kind", Kind::String),
@@ -139,7 +170,7 @@ fn unsupported(what: &str) -> ApiError {
     ApiError::UnsupportedMediaType {
         message: format!(
             "the kube emulator decodes protobuf only for Namespace, Secret, ConfigMap, \
-             DeleteOptions and TokenRequest, not {what}; send JSON or YAML instead (e.g. `kubectl apply` or \
+             DeleteOptions, TokenRequest and SelfSubjectAccessReview, not {what}; send JSON or YAML instead (e.g. `kubectl apply` or \
              `kubectl create -f`)"
         ),
     }
@@ -167,6 +198,7 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
         ("v1", "Namespace") => NAMESPACE,
         ("v1" | "meta.k8s.io/v1", "DeleteOptions") => DELETE_OPTIONS,
         ("authentication.k8s.io/v1", "TokenRequest") => TOKEN_REQUEST,
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => SELF_SUBJECT_ACCESS_REVIEW,
         _ => return Err(unsupported(&format!("{api_version} {kind}"))),
     };
     let mut object = decode_message(&raw, schema)?;

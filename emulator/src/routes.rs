@@ -32,6 +32,8 @@ pub enum Route {
         target: Box<Target>,
         legacy_watch: bool,
     },
+    /// `/apis/authorization.k8s.io/v1/selfsubjectaccessreviews` (create only).
+    SelfSubjectAccessReview,
 }
 
 /// Maps a path to a route, resolving resources through the registry.
@@ -53,6 +55,9 @@ pub fn route(path: &str, registry: &Registry) -> Result<Route, ApiError> {
             group: group.to_string(),
             version: version.to_string(),
         }),
+        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] => {
+            Ok(Route::SelfSubjectAccessReview)
+        }
         ["api"] => Ok(Route::CoreVersions),
         ["apis"] => Ok(Route::Groups),
         ["apis", group] => Ok(Route::Group(group.to_string())),

@@ -671,9 +671,12 @@ async fn kubectl_with_the_admin_kubeconfig_does_everything_and_makes_tokens() {
         String::from_utf8_lossy(&token.stderr)
     );
     let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
-    let mut as_account = args("get services -n team-a --token");
-    as_account.push(token);
-    let refused = kubectl(as_account).await;
+    let as_account = |command: &str| {
+        let mut list = args(command);
+        list.extend(["--token".to_string(), token.clone()]);
+        list
+    };
+    let refused = kubectl(as_account("get services -n team-a")).await;
     assert!(!refused.status.success());
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains(&format!(
@@ -683,6 +686,80 @@ async fn kubectl_with_the_admin_kubeconfig_does_everything_and_makes_tokens() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+
+    // `kubectl auth can-i` asks with a SelfSubjectAccessReview.
+    let can_i =
+        |output: std::process::Output| String::from_utf8_lossy(&output.stdout).trim().to_string();
+    assert_eq!(
+        can_i(kubectl(as_account("auth can-i list services -n team-a")).await),
+        "no"
+    );
+    assert_eq!(can_i(kubectl(args("auth can-i delete nodes")).await), "yes");
+    grant(
+        &admin,
+        NS_A,
+        json!({"metadata": {"name": "read-services"}, "rules": [rule(&["list"], &["services"])]}),
+        binding(
+            "read-services",
+            "Role",
+            "read-services",
+            json!([account_subject()]),
+        ),
+    )
+    .await;
+    assert_eq!(
+        can_i(kubectl(as_account("auth can-i list services -n team-a")).await),
+        "yes"
+    );
+    assert_eq!(
+        can_i(kubectl(as_account("auth can-i list services -n team-b")).await),
+        "no"
+    );
+    let listed = kubectl(as_account("get services -n team-a -o name")).await;
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).trim(),
+        "service/web"
+    );
+}
+
+#[tokio::test]
+async fn self_subject_access_reviews_answer_for_the_caller() {
+    use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
+    let emulator = emulator().await;
+    let admin = emulator.kube_client().unwrap();
+    seed(&admin).await;
+    let sa = account_client(&emulator, &admin).await;
+    grant(
+        &admin,
+        NS_A,
+        json!({"metadata": {"name": "status-writer"}, "rules": [rule(&["patch"], &["services/status"])]}),
+        binding("status-writer", "Role", "status-writer", json!([account_subject()])),
+    )
+    .await;
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(sa);
+    let ask = |attributes: Value| {
+        let reviews = reviews.clone();
+        async move {
+            let review: SelfSubjectAccessReview =
+                serde_json::from_value(json!({"spec": attributes})).unwrap();
+            reviews
+                .create(&PostParams::default(), &review)
+                .await
+                .unwrap()
+                .status
+                .unwrap()
+                .allowed
+        }
+    };
+    let status_patch = |namespace: &str| {
+        json!({"resourceAttributes": {
+            "namespace": namespace, "verb": "patch", "resource": "services", "subresource": "status",
+        }})
+    };
+    assert!(ask(status_patch(NS_A)).await);
+    assert!(!ask(status_patch(NS_B)).await);
+    assert!(ask(json!({"nonResourceAttributes": {"path": "/apis/apps", "verb": "get"}})).await);
+    assert!(!ask(json!({"nonResourceAttributes": {"path": "/metrics", "verb": "get"}})).await);
 }
 
 #[tokio::test]

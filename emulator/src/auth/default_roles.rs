@@ -10,10 +10,13 @@ use crate::state::State;
 
 const RBAC_API: &str = "rbac.authorization.k8s.io/v1";
 
+/// A default role: its name, rules and the (kind, name) subjects bound to it.
+type DefaultRole = (&'static str, Value, &'static [(&'static str, &'static str)]);
+
 impl State {
     /// Stores the default roles and their bindings.
     pub(crate) fn seed_default_rbac(&mut self) {
-        let defaults: [(&str, Value, &[(&str, &str)]); 4] = [
+        let defaults: [DefaultRole; 4] = [
             (
                 "cluster-admin",
                 json!([

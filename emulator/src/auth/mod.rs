@@ -2,6 +2,7 @@
 //! emulator's admin token, service-account tokens it issued) and the RBAC
 //! authorizer over the Roles and bindings in the store.
 
+mod access_review;
 mod attributes;
 mod default_roles;
 mod forbidden;
@@ -13,6 +14,7 @@ mod tokens;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+pub use access_review::review_access;
 pub use attributes::RequestAttributes;
 pub use token_request::issue_token;
 pub use tokens::TokenError;
@@ -161,15 +163,21 @@ pub fn authorize(
     user: &Identity,
     request: &RequestAttributes,
 ) -> Result<(), ApiError> {
+    match decide(state, user, request) {
+        rbac::Decision::Allow => Ok(()),
+        rbac::Decision::Deny { reason } => Err(forbidden::forbidden(user, request, &reason)),
+    }
+}
+
+/// The authorizers in the real server's order: `system:masters` first,
+/// then RBAC.
+fn decide(state: &State, user: &Identity, request: &RequestAttributes) -> rbac::Decision {
     if user.groups.iter().any(|g| g == MASTERS_GROUP) {
-        return Ok(());
+        return rbac::Decision::Allow;
     }
     let namespace = match request {
         RequestAttributes::Resource(r) => r.namespace.as_str(),
         RequestAttributes::NonResource { .. } => "",
     };
-    match rbac::authorize(&state.rbac_policy(namespace), user, request) {
-        rbac::Decision::Allow => Ok(()),
-        rbac::Decision::Deny { reason } => Err(forbidden::forbidden(user, request, &reason)),
-    }
+    rbac::authorize(&state.rbac_policy(namespace), user, request)
 }

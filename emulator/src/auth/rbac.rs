@@ -149,7 +149,7 @@ fn binds(subjects: Option<&[Subject]>, user: &Identity, namespace: &str) -> bool
         .flatten()
         .any(|subject| match subject.kind.as_str() {
             "User" => subject.name == user.name,
-            "Group" => user.groups.iter().any(|g| *g == subject.name),
+            "Group" => user.groups.contains(&subject.name),
             "ServiceAccount" => {
                 let sa_namespace = subject
                     .namespace
@@ -195,7 +195,7 @@ fn covers_resource(rule: &PolicyRule, request: &ResourceRequest) -> bool {
     // Named rules never match a request without a name (list, create).
     let name_matches = match rule.resource_names.as_deref() {
         None | Some([]) => true,
-        Some(names) => names.iter().any(|n| *n == request.name),
+        Some(names) => names.contains(&request.name),
     };
     group_matches && resource_matches && name_matches
 }
