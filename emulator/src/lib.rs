@@ -1,7 +1,8 @@
 //! Kubernetes API emulator: an in-memory API server speaking the real HTTP
 //! API (discovery, CRUD, patches, server-side apply, status subresources,
-//! list/watch with resourceVersions, bookmarks and 410 Gone, selectors, CRDs)
-//! so the controller, kube-rs and kubectl can be tested without a cluster.
+//! list/watch with resourceVersions, bookmarks and 410 Gone, selectors, CRDs,
+//! bearer-token authentication and RBAC) so the controller, kube-rs and
+//! kubectl can be tested without a cluster.
 //! See emulator/README.md for what it does and does not do.
 //!
 //! ```no_run
