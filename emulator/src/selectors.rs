@@ -341,6 +341,38 @@ mod tests {
     }
 
     #[test]
+    fn structured_selectors_match_labels_and_expressions() {
+        let selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+            serde_json::from_value(json!({
+                "matchLabels": {"tier": "web"},
+                "matchExpressions": [
+                    {"key": "env", "operator": "In", "values": ["prod", "staging"]},
+                    {"key": "legacy", "operator": "DoesNotExist"},
+                ],
+            }))
+            .unwrap();
+        let selector = LabelSelector::from_structured(&selector).unwrap();
+        let labels = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        assert!(selector.matches_labels(Some(&labels(&[("tier", "web"), ("env", "prod")]))));
+        assert!(!selector.matches_labels(Some(&labels(&[("tier", "web"), ("env", "dev")]))));
+        assert!(!selector.matches_labels(Some(&labels(&[
+            ("tier", "web"),
+            ("env", "prod"),
+            ("legacy", "yes")
+        ]))));
+        assert!(!selector.matches_labels(None));
+        let bad: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+            serde_json::from_value(json!({"matchExpressions": [{"key": "a", "operator": "Near"}]}))
+                .unwrap();
+        assert!(LabelSelector::from_structured(&bad).is_err());
+    }
+
+    #[test]
     fn label_selector_operators_match_as_the_api_does() {
         let obj = labelled(json!({"app": "web", "tier": "front"}));
         let cases = [
