@@ -471,10 +471,13 @@ async fn bad_expired_and_orphaned_tokens_are_unauthorized() {
         (401, unauthorized.clone())
     );
 
-    // Expiry (this emulator allows one-second tokens).
-    let short = token_of(&request_token(&admin, ACCOUNT, 1).await.unwrap());
+    // Expiry (this emulator allows short tokens; three seconds leave room
+    // for a busy machine to use it once first).
+    let short = token_of(&request_token(&admin, ACCOUNT, 3).await.unwrap());
+    // The server set the expiry before this instant.
+    let issued = std::time::Instant::now();
     assert_eq!(raw_get(&emulator, "/version", Some(&short)).await.0, 200);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3200).saturating_sub(issued.elapsed())).await;
     assert_eq!(
         raw_get(&emulator, "/version", Some(&short)).await,
         (401, unauthorized.clone())
