@@ -50,6 +50,7 @@ impl State {
                     "pods \"{pod_name}\" is forbidden: error looking up service account \
                      {namespace}/{account}: serviceaccount \"{account}\" not found"
                 ),
+                group: String::new(),
                 kind: "pods".into(),
                 name: pod_name.clone(),
             })?;

@@ -27,6 +27,8 @@ pub struct AuditEntry {
     pub at: SystemTime,
     pub method: String,
     pub path: String,
+    /// The authenticated user (empty when authentication failed).
+    pub user: String,
     pub user_agent: String,
     pub status: u16,
     pub leases: Vec<LeaseView>,

@@ -142,7 +142,7 @@ impl State {
     }
 
     /// Stores a control-plane object unless one of that name exists.
-    fn put_bootstrap(&mut self, group: &str, plural: &str, mut object: Value) {
+    pub(crate) fn put_bootstrap(&mut self, group: &str, plural: &str, mut object: Value) {
         let Some(key) = self.registry.get(group, plural).map(ResourceInfo::key) else {
             return;
         };

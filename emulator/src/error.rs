@@ -68,9 +68,14 @@ pub enum ApiError {
     NotAcceptable { message: String },
     #[error("{message}")]
     UnsupportedMediaType { message: String },
+    /// No or a bad credential; the real server says only `Unauthorized`.
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// `group` is the API group of the resource (empty for core).
     #[error("{message}")]
     Forbidden {
         message: String,
+        group: String,
         kind: String,
         name: String,
     },
@@ -172,6 +177,7 @@ impl ApiError {
     pub fn code(&self) -> u16 {
         match self {
             Self::BadRequest { .. } => 400,
+            Self::Unauthorized => 401,
             Self::Forbidden { .. } => 403,
             Self::NotFound { .. } => 404,
             Self::MethodNotAllowed { .. } => 405,
@@ -187,6 +193,7 @@ impl ApiError {
     fn reason(&self) -> &'static str {
         match self {
             Self::BadRequest { .. } => "BadRequest",
+            Self::Unauthorized => "Unauthorized",
             Self::Forbidden { .. } => "Forbidden",
             Self::NotFound { .. } => "NotFound",
             Self::MethodNotAllowed { .. } => "MethodNotAllowed",
@@ -212,9 +219,18 @@ impl ApiError {
             "code": self.code(),
         });
         let details = match self {
-            Self::NotFound { kind, name, .. }
-            | Self::AlreadyExists { kind, name, .. }
-            | Self::Forbidden { kind, name, .. } => Some(details(kind, name, &[])),
+            Self::NotFound { kind, name, .. } | Self::AlreadyExists { kind, name, .. } => {
+                Some(details(kind, name, &[]))
+            }
+            Self::Forbidden {
+                group, kind, name, ..
+            } => {
+                let mut details = details(kind, name, &[]);
+                if let (false, Some(map)) = (group.is_empty(), details.as_object_mut()) {
+                    map.insert("group".into(), json!(group));
+                }
+                Some(details)
+            }
             Self::Conflict {
                 kind, name, causes, ..
             }
@@ -265,4 +281,6 @@ pub enum EmulatorError {
     Client(String),
     #[error("cannot make the serving certificate: {0}")]
     Tls(String),
+    #[error("cannot make the admin token: {0}")]
+    Credentials(String),
 }

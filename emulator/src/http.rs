@@ -13,6 +13,7 @@ use hyper::body::{Frame, Incoming};
 use serde_json::{json, Value};
 
 use super::audit::{self, AuditEntry};
+use super::auth::{self, Identity, RequestAttributes};
 use super::discovery;
 use super::engine::{DeleteOutcome, ListPage, Selectors, WriteOptions};
 use super::error::ApiError;
@@ -44,8 +45,26 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let response = match serve(shared.clone(), request).await {
-        Ok(response) => response,
+    let query = query_params(request.uri());
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let identity = authenticate(&shared, authorization.as_deref());
+    let user = identity
+        .as_ref()
+        .map(|identity| identity.name.clone())
+        .unwrap_or_default();
+    let admitted = identity.and_then(|identity| {
+        let attributes = RequestAttributes::resolve(method.as_str(), &path, &query);
+        auth::authorize(&*shared.lock()?, &identity, &attributes).map(|()| identity)
+    });
+    let response = match admitted {
+        Ok(identity) => match serve(shared.clone(), request, query, &identity).await {
+            Ok(response) => response,
+            Err(error) => error_response(&error),
+        },
         Err(error) => error_response(&error),
     };
     if method != Method::GET && method != Method::HEAD {
@@ -58,6 +77,7 @@ pub async fn handle(
                 at: std::time::SystemTime::now(),
                 method: method.to_string(),
                 path: path.clone(),
+                user,
                 user_agent,
                 status: response.status().as_u16(),
                 leases,
@@ -66,6 +86,17 @@ pub async fn handle(
     }
     tracing::debug!(%method, %path, status = response.status().as_u16(), "kube-emulator request");
     Ok(response)
+}
+
+/// Who sent the request (401 for a bad token).
+fn authenticate(shared: &Shared, authorization: Option<&str>) -> Result<Identity, ApiError> {
+    shared.auth.authenticate(authorization, &*shared.lock()?)
+}
+
+fn query_params(uri: &http::Uri) -> HashMap<String, String> {
+    form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
 }
 
 /// The parts of a request the handlers use, with the body read.
@@ -142,6 +173,8 @@ impl Call {
 async fn serve(
     shared: Arc<Shared>,
     request: Request<Incoming>,
+    query: HashMap<String, String>,
+    identity: &Identity,
 ) -> Result<Response<Body>, ApiError> {
     let (parts, body) = request.into_parts();
     let header_text = |name: header::HeaderName| {
@@ -158,9 +191,7 @@ async fn serve(
         .to_bytes();
     let call = Call {
         method: parts.method.clone(),
-        query: form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect(),
+        query,
         accept: header_text(header::ACCEPT),
         content_type: header_text(header::CONTENT_TYPE).unwrap_or_default(),
         user_agent: header_text(header::USER_AGENT).unwrap_or_default(),
@@ -175,6 +206,10 @@ async fn serve(
             target,
             legacy_watch,
         } => serve_resource(&shared, &call, *target, legacy_watch),
+        Route::SelfSubjectAccessReview if call.method == Method::POST => {
+            let review = auth::review_access(&*shared.lock()?, identity, &call.json_body()?)?;
+            Ok(json_response(StatusCode::CREATED, &review))
+        }
         discovery_route => {
             if call.method != Method::GET {
                 return Err(ApiError::method_not_allowed(format!(
@@ -217,7 +252,9 @@ fn serve_discovery(shared: &Shared, call: &Call, route: Route) -> Result<Respons
             discovery::resource_list(registry, &group, &version)
                 .ok_or_else(ApiError::no_such_path)?
         }
-        Route::Resource { .. } => return Err(ApiError::no_such_path()),
+        Route::Resource { .. } | Route::SelfSubjectAccessReview => {
+            return Err(ApiError::no_such_path())
+        }
     };
     Ok(json_response(StatusCode::OK, &document))
 }
@@ -228,6 +265,9 @@ fn serve_resource(
     target: Target,
     legacy_watch: bool,
 ) -> Result<Response<Body>, ApiError> {
+    if target.subresource.as_deref() == Some("token") {
+        return serve_token_request(shared, call, &target);
+    }
     let representation = representation::negotiate(call.accept.as_deref())?;
     let include = IncludeObject::parse(call.param("includeObject"));
     let is_watch = legacy_watch || call.flag("watch").unwrap_or(false);
@@ -328,6 +368,25 @@ fn serve_resource(
             call.method
         ))),
     }
+}
+
+/// `POST .../serviceaccounts/<name>/token`: a TokenRequest.
+fn serve_token_request(
+    shared: &Shared,
+    call: &Call,
+    target: &Target,
+) -> Result<Response<Body>, ApiError> {
+    let (Some(namespace), Some(name), true) =
+        (&target.namespace, &target.name, call.method == Method::POST)
+    else {
+        return Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({})",
+            call.method
+        )));
+    };
+    let body = call.json_body()?;
+    let answer = auth::issue_token(&shared.auth, &*shared.lock()?, namespace, name, &body)?;
+    Ok(json_response(StatusCode::CREATED, &answer))
 }
 
 fn start_watch(

@@ -1,7 +1,8 @@
 //! Kubernetes API emulator: an in-memory API server speaking the real HTTP
 //! API (discovery, CRUD, patches, server-side apply, status subresources,
-//! list/watch with resourceVersions, bookmarks and 410 Gone, selectors, CRDs)
-//! so the controller, kube-rs and kubectl can be tested without a cluster.
+//! list/watch with resourceVersions, bookmarks and 410 Gone, selectors, CRDs,
+//! bearer-token authentication and RBAC) so the controller, kube-rs and
+//! kubectl can be tested without a cluster.
 //! See emulator/README.md for what it does and does not do.
 //!
 //! ```no_run
@@ -14,6 +15,7 @@
 
 mod admission;
 mod audit;
+mod auth;
 mod bootstrap;
 mod convert;
 mod crd;
@@ -45,6 +47,7 @@ pub mod tools;
 
 pub use admission::SERVICE_ACCOUNT_MOUNT_PATH;
 pub use audit::{AuditEntry, LeaseView};
+pub use auth::{ADMIN_USER, API_AUDIENCE};
 pub use bootstrap::{KUBERNETES_SERVICE_IP, KUBERNETES_SERVICE_PORT, ROOT_CA_CONFIGMAP};
 pub use error::{ApiError, EmulatorError};
 pub use server::{Emulator, EmulatorConfig};

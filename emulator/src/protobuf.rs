@@ -2,8 +2,9 @@
 //! client-go's typed clients encode built-in objects as protobuf, so helm
 //! (its release Secrets) and kubectl's `create namespace|secret|configmap`
 //! write protobuf. The emulator stores JSON; this module turns those bodies
-//! into JSON using hand-written field tables for Namespace, Secret, ConfigMap
-//! and DeleteOptions. Anything else is answered 415.
+//! into JSON using hand-written field tables for Namespace, Secret, ConfigMap,
+//! DeleteOptions, TokenRequest (`kubectl create token`) and
+//! SelfSubjectAccessReview (`kubectl auth can-i`). Anything else is answered 415.
 
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
@@ -105,6 +106,55 @@ const DELETE_OPTIONS: &[Field] = &[
     field(5, "dryRun", Kind::RepeatedString),
 ];
 
+const BOUND_OBJECT_REFERENCE: &[Field] = &[
+    field(1, "kind", Kind::String),
+    field(2, "apiVersion", Kind::String),
+    field(3, "name", Kind::String),
+    field(4, "uid", Kind::String),
+];
+
+const TOKEN_REQUEST_SPEC: &[Field] = &[
+    field(1, "audiences", Kind::RepeatedString),
+    field(4, "expirationSeconds", Kind::Int),
+    field(3, "boundObjectRef", Kind::Message(BOUND_OBJECT_REFERENCE)),
+];
+
+/// What `kubectl create token` sends (the status is the server's to fill).
+const TOKEN_REQUEST: &[Field] = &[
+    field(1, "metadata", Kind::Message(OBJECT_META)),
+    field(2, "spec", Kind::Message(TOKEN_REQUEST_SPEC)),
+];
+
+const RESOURCE_ATTRIBUTES: &[Field] = &[
+    field(1, "namespace", Kind::String),
+    field(2, "verb", Kind::String),
+    field(3, "group", Kind::String),
+    field(4, "version", Kind::String),
+    field(5, "resource", Kind::String),
+    field(6, "subresource", Kind::String),
+    field(7, "name", Kind::String),
+];
+
+const NON_RESOURCE_ATTRIBUTES: &[Field] = &[
+    field(1, "path", Kind::String),
+    field(2, "verb", Kind::String),
+];
+
+const ACCESS_REVIEW_SPEC: &[Field] = &[
+    field(1, "resourceAttributes", Kind::Message(RESOURCE_ATTRIBUTES)),
+    field(
+        2,
+        "nonResourceAttributes",
+        Kind::Message(NON_RESOURCE_ATTRIBUTES),
+    ),
+];
+
+/// What `kubectl auth can-i` sends.
+const SELF_SUBJECT_ACCESS_REVIEW: &[Field] = &[
+    field(1, "metadata", Kind::Message(OBJECT_META)),
+    field(2, "spec", Kind::Message(ACCESS_REVIEW_SPEC)),
+];
+
 const TYPE_META: &[Field] = &[
     field(1, "apiVersion", Kind::String),
     field(2, "kind", Kind::String),
@@ -119,8 +169,8 @@ const UNKNOWN: &[Field] = &[
 fn unsupported(what: &str) -> ApiError {
     ApiError::UnsupportedMediaType {
         message: format!(
-            "the kube emulator decodes protobuf only for Namespace, Secret, ConfigMap and \
-             DeleteOptions, not {what}; send JSON or YAML instead (e.g. `kubectl apply` or \
+            "the kube emulator decodes protobuf only for Namespace, Secret, ConfigMap, \
+             DeleteOptions, TokenRequest and SelfSubjectAccessReview, not {what}; send JSON or YAML instead (e.g. `kubectl apply` or \
              `kubectl create -f`)"
         ),
     }
@@ -147,6 +197,8 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
         ("v1", "ConfigMap") => CONFIG_MAP,
         ("v1", "Namespace") => NAMESPACE,
         ("v1" | "meta.k8s.io/v1", "DeleteOptions") => DELETE_OPTIONS,
+        ("authentication.k8s.io/v1", "TokenRequest") => TOKEN_REQUEST,
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => SELF_SUBJECT_ACCESS_REVIEW,
         _ => return Err(unsupported(&format!("{api_version} {kind}"))),
     };
     let mut object = decode_message(&raw, schema)?;

@@ -32,6 +32,8 @@ pub enum Route {
         target: Box<Target>,
         legacy_watch: bool,
     },
+    /// `/apis/authorization.k8s.io/v1/selfsubjectaccessreviews` (create only).
+    SelfSubjectAccessReview,
 }
 
 /// Maps a path to a route, resolving resources through the registry.
@@ -53,6 +55,9 @@ pub fn route(path: &str, registry: &Registry) -> Result<Route, ApiError> {
             group: group.to_string(),
             version: version.to_string(),
         }),
+        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] => {
+            Ok(Route::SelfSubjectAccessReview)
+        }
         ["api"] => Ok(Route::CoreVersions),
         ["apis"] => Ok(Route::Groups),
         ["apis", group] => Ok(Route::Group(group.to_string())),
@@ -105,10 +110,14 @@ fn resource_route(
     if namespace.is_some() && !info.namespaced {
         return Err(ApiError::no_such_path());
     }
-    if let Some(sub) = subresource {
-        if sub != "status" || !info.has_status {
-            return Err(ApiError::no_such_path());
-        }
+    let known_subresource = |sub: &str| match sub {
+        "status" => info.has_status,
+        // TokenRequest.
+        "token" => info.group.is_empty() && info.plural == "serviceaccounts",
+        _ => false,
+    };
+    if subresource.is_some_and(|sub| !known_subresource(sub)) {
+        return Err(ApiError::no_such_path());
     }
     Ok(Route::Resource {
         target: Box::new(Target {

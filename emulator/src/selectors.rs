@@ -41,9 +41,49 @@ impl LabelSelector {
         Ok(Self { requirements })
     }
 
+    /// The structured form (`matchLabels`, `matchExpressions`) used in
+    /// objects, e.g. a ClusterRole's `aggregationRule`.
+    pub fn from_structured(
+        selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    ) -> Result<Self, ApiError> {
+        let mut requirements: Vec<LabelRequirement> = selector
+            .match_labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| LabelRequirement::Equals(k.clone(), v.clone()))
+            .collect();
+        for expression in selector.match_expressions.iter().flatten() {
+            let key = expression.key.clone();
+            let values = expression.values.clone().unwrap_or_default();
+            requirements.push(match expression.operator.as_str() {
+                "In" => LabelRequirement::In(key, values),
+                "NotIn" => LabelRequirement::NotIn(key, values),
+                "Exists" => LabelRequirement::Exists(key),
+                "DoesNotExist" => LabelRequirement::DoesNotExist(key),
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "{other:?} is not a valid label selector operator"
+                    )))
+                }
+            });
+        }
+        Ok(Self { requirements })
+    }
+
     pub fn matches(&self, object: &Value) -> bool {
         let labels = meta::labels(object);
-        let get = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
+        self.matches_with(|key| labels.and_then(|l| l.get(key)).and_then(Value::as_str))
+    }
+
+    /// Matches a typed object's labels.
+    pub fn matches_labels(
+        &self,
+        labels: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> bool {
+        self.matches_with(|key| labels.and_then(|l| l.get(key)).map(String::as_str))
+    }
+
+    fn matches_with<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.requirements.iter().all(|req| match req {
             LabelRequirement::Equals(k, v) => get(k) == Some(v.as_str()),
             LabelRequirement::NotEquals(k, v) => get(k) != Some(v.as_str()),
@@ -298,6 +338,38 @@ mod tests {
 
     fn labelled(labels: Value) -> Value {
         json!({"metadata": {"name": "a", "namespace": "ns", "labels": labels}})
+    }
+
+    #[test]
+    fn structured_selectors_match_labels_and_expressions() {
+        let selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+            serde_json::from_value(json!({
+                "matchLabels": {"tier": "web"},
+                "matchExpressions": [
+                    {"key": "env", "operator": "In", "values": ["prod", "staging"]},
+                    {"key": "legacy", "operator": "DoesNotExist"},
+                ],
+            }))
+            .unwrap();
+        let selector = LabelSelector::from_structured(&selector).unwrap();
+        let labels = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        assert!(selector.matches_labels(Some(&labels(&[("tier", "web"), ("env", "prod")]))));
+        assert!(!selector.matches_labels(Some(&labels(&[("tier", "web"), ("env", "dev")]))));
+        assert!(!selector.matches_labels(Some(&labels(&[
+            ("tier", "web"),
+            ("env", "prod"),
+            ("legacy", "yes")
+        ]))));
+        assert!(!selector.matches_labels(None));
+        let bad: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+            serde_json::from_value(json!({"matchExpressions": [{"key": "a", "operator": "Near"}]}))
+                .unwrap();
+        assert!(LabelSelector::from_structured(&bad).is_err());
     }
 
     #[test]

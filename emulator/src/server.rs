@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::audit::AuditEntry;
+use super::auth::Authenticator;
 use super::bootstrap::{ControlPlane, KUBERNETES_SERVICE_IP};
 use super::error::{ApiError, EmulatorError};
 use super::http::handle;
@@ -39,6 +40,12 @@ pub struct EmulatorConfig {
     /// inside a simulated cluster (default: the listening address). Its IP
     /// is also in the serving certificate.
     pub advertise_address: Option<SocketAddr>,
+    /// Requests without a bearer token are `system:anonymous` and need an
+    /// RBAC grant like anyone else (default: they act as the admin).
+    pub require_authentication: bool,
+    /// The shortest `expirationSeconds` a TokenRequest may ask for: 10
+    /// minutes on a real server; tests may lower it to see tokens expire.
+    pub min_token_expiration: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -49,6 +56,8 @@ impl Default for EmulatorConfig {
             default_watch_timeout: Duration::from_secs(1800),
             serve_tls: false,
             advertise_address: None,
+            require_authentication: false,
+            min_token_expiration: Duration::from_secs(600),
         }
     }
 }
@@ -66,6 +75,8 @@ pub struct Shared {
     pub disconnects: watch::Sender<u64>,
     /// Every write served, in order.
     pub audit: Mutex<Vec<AuditEntry>>,
+    /// Bearer tokens: the admin's and those issued to ServiceAccounts.
+    pub auth: Authenticator,
 }
 
 impl Shared {
@@ -135,6 +146,8 @@ impl Emulator {
             root_ca_pem: tls.ca_pem.clone(),
             api_endpoint: advertised,
         };
+        let auth = Authenticator::new(config.require_authentication, config.min_token_expiration)
+            .map_err(|e| EmulatorError::Credentials(e.to_string()))?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let state = State::new(config.history_limit, Some(control_plane));
         let (changes, _) = watch::channel(state.store.current_rv());
@@ -145,6 +158,7 @@ impl Emulator {
             shutdown: shutdown_rx,
             disconnects: watch::channel(0).0,
             audit: Mutex::new(Vec::new()),
+            auth,
         });
         let acceptor = shared.config.serve_tls.then(|| tls.server.clone());
         let accept_loop = tokio::spawn(accept_loop(listener, shared.clone(), acceptor));
@@ -179,26 +193,45 @@ impl Emulator {
         &self.tls.ca_pem
     }
 
-    /// A kubeconfig (YAML) pointing at this emulator, without credentials.
+    /// A kubeconfig (YAML) pointing at this emulator with the admin token.
     pub fn kubeconfig_yaml(&self) -> String {
-        kubeconfig::render(&self.url(), self.kubeconfig_ca())
+        kubeconfig::render(&self.url(), self.kubeconfig_ca(), self.admin_token())
     }
 
     pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> Result<(), EmulatorError> {
-        kubeconfig::write(path.as_ref(), &self.url(), self.kubeconfig_ca())
+        kubeconfig::write(
+            path.as_ref(),
+            &self.url(),
+            self.kubeconfig_ca(),
+            self.admin_token(),
+        )
+    }
+
+    /// The bearer token of the admin identity (`kube-emulator-admin`,
+    /// group `system:masters`), made at start.
+    pub fn admin_token(&self) -> &str {
+        self.shared.auth.admin_token()
     }
 
     fn kubeconfig_ca(&self) -> Option<&str> {
         self.serves_tls().then_some(self.tls.ca_pem.as_str())
     }
 
-    /// A kube-rs client for this emulator (default namespace `default`).
+    /// A kube-rs client for this emulator (default namespace `default`),
+    /// authenticated as the admin.
     pub fn kube_client(&self) -> Result<kube::Client, EmulatorError> {
+        self.kube_client_with_token(self.admin_token())
+    }
+
+    /// A kube-rs client sending `token` as its bearer token (e.g. one
+    /// from a TokenRequest).
+    pub fn kube_client_with_token(&self, token: &str) -> Result<kube::Client, EmulatorError> {
         let uri: http::Uri = self
             .url()
             .parse()
             .map_err(|e| EmulatorError::Client(format!("bad emulator URL: {e}")))?;
         let mut config = kube::Config::new(uri);
+        config.auth_info.token = Some(secrecy::SecretString::from(token.to_string()));
         if self.serves_tls() {
             config.root_cert = Some(vec![self.tls.ca_der.clone()]);
         }

@@ -130,6 +130,7 @@ impl State {
             self.populate_namespace(name);
         }
         self.seed_kubernetes_service();
+        self.seed_default_rbac();
     }
 }
 

@@ -30,6 +30,10 @@ struct Args {
     /// instead of plain HTTP.
     #[arg(long)]
     tls: bool,
+    /// Treat requests without a bearer token as `system:anonymous` (RBAC
+    /// decides) instead of as the admin.
+    #[arg(long)]
+    require_authentication: bool,
 }
 
 #[tokio::main]
@@ -46,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
         history_limit: args.history,
         bookmark_interval: std::time::Duration::from_secs(args.bookmark_interval.max(1)),
         serve_tls: args.tls,
+        require_authentication: args.require_authentication,
         ..EmulatorConfig::default()
     };
     let emulator = Emulator::start_with(&args.listen, config)

@@ -100,6 +100,7 @@ impl State {
                 message: format!(
                     "unable to create new content in namespace {namespace} because it is being terminated"
                 ),
+                group: String::new(),
                 kind: "namespaces".into(),
                 name: namespace.into(),
             });
