@@ -80,16 +80,20 @@ pub struct Target<'a> {
 
 impl Target<'_> {
     fn port(&self, port: &IntOrString) -> Option<u16> {
-        match port {
-            IntOrString::Int(n) => u16::try_from(*n).ok(),
-            IntOrString::String(name) => self
-                .container
-                .ports
-                .iter()
-                .flatten()
-                .find(|p| p.name.as_deref() == Some(name.as_str()))
-                .and_then(|p| u16::try_from(p.container_port).ok()),
-        }
+        container_port(self.container, port)
+    }
+}
+
+/// The number `port` names: itself, or the container port of that name.
+pub fn container_port(container: &Container, port: &IntOrString) -> Option<u16> {
+    match port {
+        IntOrString::Int(n) => u16::try_from(*n).ok(),
+        IntOrString::String(name) => container
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(name.as_str()))
+            .and_then(|p| u16::try_from(p.container_port).ok()),
     }
 }
 
@@ -125,7 +129,7 @@ pub async fn http_get(from: &Netns, addr: SocketAddr, path: &str) -> Option<u16>
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: kube-probe/gatehouse-e2e\r\nConnection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await.ok()?;
-    let mut head = vec![0u8; 64];
+    let mut head = [0u8; 64];
     let mut read = 0;
     while read < 12 {
         let n = stream.read(&mut head[read..]).await.ok()?;

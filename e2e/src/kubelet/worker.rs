@@ -6,14 +6,13 @@ use super::container::{now_time, ContainerRun, Runnable, State};
 use super::env::{argv, environment, program};
 use super::error::{KubeletError, Result};
 use super::fields::PodFacts;
-use super::probes::{http_get, run_exec, Target};
+use super::probes::{container_port, http_get, run_exec, Target};
 use super::sandbox::Sandbox;
 use super::status::{pod_status, Conditions, Placement};
 use super::volumes;
 use super::NodeContext;
 use k8s_openapi::api::core::v1::{LifecycleHandler, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use rustix::process::Signal;
 use std::sync::Arc;
@@ -65,8 +64,9 @@ struct Worker {
     ctx: Arc<NodeContext>,
     pod: Pod,
     api: Api<Pod>,
-    sandbox: Sandbox,
+    // Processes go before the sandbox they run in.
     containers: Vec<ContainerRun>,
+    sandbox: Sandbox,
     conditions: Conditions,
     start_time: Time,
     /// When setup should be tried (again); `None` once it succeeded.
@@ -401,15 +401,7 @@ async fn run_hook(
         let argv = exec.command.clone().unwrap_or_default();
         run_exec(sandbox, &runnable.launch, &argv, timeout).await;
     } else if let Some(http) = &hook.http_get {
-        let port = match &http.port {
-            IntOrString::Int(n) => u16::try_from(*n).ok(),
-            IntOrString::String(name) => spec
-                .ports
-                .iter()
-                .flatten()
-                .find(|p| p.name.as_deref() == Some(name.as_str()))
-                .and_then(|p| u16::try_from(p.container_port).ok()),
-        };
+        let port = container_port(spec, &http.port);
         let Some(port) = port else { return };
         let node = ctx.cluster.node(ctx.node).netns().clone();
         let path = http.path.clone().unwrap_or_else(|| "/".into());
