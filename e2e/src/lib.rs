@@ -11,6 +11,7 @@ pub mod local;
 pub mod raw_h2;
 pub mod raw_http;
 pub mod rig;
+pub mod system;
 pub mod tls;
 pub mod ws_client;
 
