@@ -13,7 +13,7 @@ use gatehouse_e2e::kubelet::{ImageMap, Kubelet, ProxyFollower};
 use gatehouse_e2e::local::binary;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -64,6 +64,50 @@ impl Rig {
             cluster,
             api,
         })
+    }
+
+    /// A Service `name` at `cluster_ip`:80 → 8080 and its EndpointSlice
+    /// listing `endpoint` on `node`.
+    async fn expose(
+        &self,
+        name: &str,
+        cluster_ip: Ipv4Addr,
+        target: u16,
+        endpoint: &str,
+        node: &str,
+    ) {
+        let services: Api<Service> = Api::namespaced(self.api.client(), NAMESPACE);
+        let service = json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"clusterIP": cluster_ip.to_string(),
+                     "ports": [{"port": 80, "targetPort": target}]},
+        });
+        services
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(service).unwrap(),
+            )
+            .await
+            .unwrap();
+        let slice = json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": format!("{name}-1"), "labels": {"kubernetes.io/service-name": name}},
+            "addressType": "IPv4",
+            "ports": [{"port": target, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [endpoint], "nodeName": node,
+                           "conditions": {"ready": true}}],
+        });
+        self.slices()
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(slice).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+
+    fn slices(&self) -> Api<EndpointSlice> {
+        Api::namespaced(self.api.client(), NAMESPACE)
     }
 
     fn pods(&self) -> Api<Pod> {
@@ -169,35 +213,8 @@ async fn an_echo_pod_runs_ready_and_serves_through_its_cluster_ip() {
     assert!(container.state.as_ref().unwrap().running.is_some());
 
     let cluster_ip = rig.cluster.addresses().cluster_ip(10).unwrap();
-    let services: Api<Service> = Api::namespaced(rig.api.client(), NAMESPACE);
-    let service = json!({
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-        "spec": {"clusterIP": cluster_ip.to_string(), "selector": {"app": "web"},
-                 "ports": [{"port": 80, "targetPort": 8080}]},
-    });
-    services
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(service).unwrap(),
-        )
-        .await
-        .unwrap();
-    let slice = json!({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "web-1", "labels": {"kubernetes.io/service-name": "web"}},
-        "addressType": "IPv4",
-        "ports": [{"port": 8080, "protocol": "TCP"}],
-        "endpoints": [{"addresses": [pod_ip.to_string()], "nodeName": "node-1",
-                       "conditions": {"ready": true}}],
-    });
-    let slices: Api<EndpointSlice> = Api::namespaced(rig.api.client(), NAMESPACE);
-    slices
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(slice).unwrap(),
-        )
-        .await
-        .unwrap();
+    rig.expose("web", cluster_ip, 8080, &pod_ip.to_string(), "node-1")
+        .await;
     // The client reaches the ClusterIP through node 0, whose rules send it
     // on to the pod on node 1.
     rig.cluster.route_from_client(cluster_ip, 0).unwrap();
@@ -417,4 +434,67 @@ async fn an_unknown_image_waits_with_err_image_pull() {
         .await;
     assert_eq!(phase(&pod), Some("Pending"));
     assert_eq!(condition(&pod, "Ready").as_deref(), Some("False"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_network_pod_uses_its_node_and_an_unready_endpoint_leaves_the_rules() {
+    let Some(rig) = Rig::start().await else {
+        return;
+    };
+    rig.create(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "host-echo"},
+        "spec": {
+            "nodeName": "node-0", "hostNetwork": true,
+            "containers": [{
+                "name": "echo", "image": "docker.io/gatehouse/echo",
+                "args": ["--listen", "$(HOST_IP):8081", "--pod", "$(POD_NAME)", "--node", "$(NODE)"],
+                "env": [field_env("HOST_IP", "status.hostIP"),
+                        field_env("POD_NAME", "metadata.name"),
+                        field_env("NODE", "spec.nodeName")],
+                "readinessProbe": {"tcpSocket": {"port": 8081}, "periodSeconds": 1},
+            }],
+        },
+    }))
+    .await;
+    let pod = rig
+        .wait_pod("host-echo", "host-echo Ready", |p| {
+            condition(p, "Ready").as_deref() == Some("True")
+        })
+        .await;
+    let node_ip = rig.cluster.node(0).lan_ipv4;
+    assert_eq!(pod.status.unwrap().pod_ip, Some(node_ip.to_string()));
+    assert!(!rig.cluster.netns_names().iter().any(|n| n.contains("pod-")));
+    let direct = echo_get(rig.cluster.client(), (node_ip, 8081).into())
+        .await
+        .unwrap();
+    assert_eq!(
+        (direct.pod.as_str(), direct.node.as_str()),
+        ("host-echo", "node-0")
+    );
+
+    // Through node 1's rules to node 0; then the endpoint turns unready.
+    let cluster_ip = rig.cluster.addresses().cluster_ip(11).unwrap();
+    rig.expose("host", cluster_ip, 8081, &node_ip.to_string(), "node-0")
+        .await;
+    rig.cluster.route_from_client(cluster_ip, 1).unwrap();
+    wait_for("the ClusterIP to answer", WAIT, || async {
+        echo_get(rig.cluster.client(), (cluster_ip, 80).into())
+            .await
+            .ok()
+    })
+    .await
+    .unwrap();
+    let unready = json!({"endpoints": [{"addresses": [node_ip.to_string()], "nodeName": "node-0",
+                                        "conditions": {"ready": false}}]});
+    rig.slices()
+        .patch("host-1", &PatchParams::default(), &Patch::Merge(&unready))
+        .await
+        .unwrap();
+    wait_for("the ClusterIP to refuse", WAIT, || async {
+        echo_get(rig.cluster.client(), (cluster_ip, 80).into())
+            .await
+            .err()
+    })
+    .await
+    .unwrap();
 }

@@ -172,3 +172,69 @@ fn rules_for(
         external_traffic_policy,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn service(policy: &str) -> KubeService {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"clusterIP": "10.202.0.5", "externalTrafficPolicy": policy,
+                     "ports": [{"name": "http", "port": 80, "targetPort": "web"},
+                               {"name": "dns", "port": 53, "protocol": "UDP"}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "10.200.0.200"}]}},
+        }))
+        .unwrap()
+    }
+
+    fn slice() -> EndpointSlice {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web-x", "namespace": "shop"},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080}],
+            "endpoints": [
+                {"addresses": ["10.201.0.1"], "nodeName": "node-0", "conditions": {"ready": true}},
+                {"addresses": ["10.201.0.2"], "nodeName": "node-0", "conditions": {"ready": false}},
+                {"addresses": ["10.201.0.33"], "nodeName": "node-1"},
+                {"addresses": ["10.201.0.99"], "nodeName": "elsewhere"},
+            ],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn ready_endpoints_on_known_nodes_and_tcp_ports_by_name_become_rules() {
+        let node = |name: &str| name.strip_prefix("node-").and_then(|i| i.parse().ok());
+        let slice = slice();
+        let rules = rules_for(&service("Local"), &[&slice], &node).unwrap();
+        assert_eq!(rules.cluster_ip, Ipv4Addr::new(10, 202, 0, 5));
+        assert_eq!(rules.load_balancer_ip, Some(Ipv4Addr::new(10, 200, 0, 200)));
+        assert_eq!(
+            rules.ports,
+            [ServicePort {
+                port: 80,
+                target_port: 8080
+            }]
+        );
+        let ips: Vec<(Ipv4Addr, usize)> = rules.endpoints.iter().map(|e| (e.ip, e.node)).collect();
+        assert_eq!(
+            ips,
+            [
+                (Ipv4Addr::new(10, 201, 0, 1), 0),
+                (Ipv4Addr::new(10, 201, 0, 33), 1)
+            ]
+        );
+        assert_eq!(rules.external_traffic_policy, TrafficPolicy::Local);
+    }
+
+    #[test]
+    fn headless_services_have_no_rules() {
+        let mut headless = service("Cluster");
+        if let Some(spec) = headless.spec.as_mut() {
+            spec.cluster_ip = Some("None".into());
+        }
+        assert!(rules_for(&headless, &[], &|_: &str| Some(0)).is_none());
+    }
+}

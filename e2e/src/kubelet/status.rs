@@ -170,3 +170,59 @@ fn state(state: &State) -> ContainerState {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Container;
+
+    fn run(state: State) -> ContainerRun {
+        ContainerRun::new(Container::default(), state)
+    }
+
+    fn terminated(exit_code: i32) -> State {
+        State::Terminated {
+            exit_code,
+            signal: None,
+            reason: String::new(),
+            started_at: None,
+            finished_at: now_time(),
+        }
+    }
+
+    #[test]
+    fn phase_follows_the_containers() {
+        let waiting = State::Waiting {
+            reason: "ErrImagePull".into(),
+            message: String::new(),
+        };
+        let running = State::Running {
+            started_at: now_time(),
+        };
+        assert_eq!(phase(&[run(waiting.clone())]), Phase::Pending);
+        assert_eq!(phase(&[run(running.clone()), run(waiting)]), Phase::Pending);
+        assert_eq!(phase(&[run(running), run(terminated(0))]), Phase::Running);
+        assert_eq!(phase(&[run(terminated(0))]), Phase::Succeeded);
+        assert_eq!(
+            phase(&[run(terminated(0)), run(terminated(2))]),
+            Phase::Failed
+        );
+        let mut restarting = run(terminated(1));
+        restarting.restart_at = Some(std::time::Instant::now());
+        assert_eq!(phase(&[restarting]), Phase::Running);
+    }
+
+    #[test]
+    fn transition_times_move_only_on_change() {
+        let mut conditions = Conditions::default();
+        let first = conditions.condition("Ready", false).last_transition_time;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(
+            conditions.condition("Ready", false).last_transition_time,
+            first
+        );
+        let changed = conditions.condition("Ready", true);
+        assert_ne!(changed.last_transition_time, first);
+        assert_eq!(changed.status, "True");
+    }
+}
