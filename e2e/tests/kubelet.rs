@@ -498,3 +498,43 @@ async fn a_host_network_pod_uses_its_node_and_an_unready_endpoint_leaves_the_rul
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn finished_containers_end_the_pod_succeeded_or_failed_under_restart_policy_never() {
+    let Some(rig) = Rig::start().await else {
+        return;
+    };
+    let once = |name: &str, image: &str, command: serde_json::Value| {
+        json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": "node-1", "restartPolicy": "Never",
+                     "containers": [{"name": "main", "image": image, "command": command}]},
+        })
+    };
+    rig.create(once(
+        "help",
+        "gatehouse/gatehouse:0.1.0",
+        json!(["/usr/local/bin/gatehouse-gateway", "--help"]),
+    ))
+    .await;
+    rig.create(once("fails", "busybox", json!(["/bin/sh", "-c", "exit 3"])))
+        .await;
+    let help = rig
+        .wait_pod("help", "help Succeeded", |p| phase(p) == Some("Succeeded"))
+        .await;
+    let done = first_container(&help).unwrap().state.clone().unwrap();
+    let done = done.terminated.unwrap();
+    assert_eq!(
+        (done.exit_code, done.reason.as_deref()),
+        (0, Some("Completed"))
+    );
+    let output = rig.kubelets[1].logs(NAMESPACE, "help", "main").unwrap();
+    assert!(output.contains("Usage"), "{output}");
+    let fails = rig
+        .wait_pod("fails", "fails Failed", |p| phase(p) == Some("Failed"))
+        .await;
+    let container = first_container(&fails).unwrap();
+    let ended = container.state.clone().unwrap().terminated.unwrap();
+    assert_eq!((ended.exit_code, container.restart_count), (3, 0));
+    assert_eq!(condition(&fails, "Ready").as_deref(), Some("False"));
+}
