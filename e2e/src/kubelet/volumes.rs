@@ -7,7 +7,9 @@ use super::error::{KubeletError, Result};
 use super::fields::PodFacts;
 use super::objects::{self, Data, Kind};
 use super::token;
-use k8s_openapi::api::core::v1::{DownwardAPIVolumeFile, KeyToPath, Volume};
+use k8s_openapi::api::core::v1::{
+    DownwardAPIVolumeFile, KeyToPath, ServiceAccountTokenProjection, Volume,
+};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
@@ -31,6 +33,91 @@ pub async fn prepare(client: &kube::Client, facts: &PodFacts, root: &Path) -> Re
     Ok(dirs)
 }
 
+/// One part of a volume's content.
+enum Piece<'a> {
+    Keys(Source<'a>),
+    Token(&'a ServiceAccountTokenProjection),
+    Fields(&'a [DownwardAPIVolumeFile]),
+    /// An emptyDir: writable by whichever user the containers run as.
+    Writable,
+}
+
+struct Source<'a> {
+    kind: Kind,
+    name: &'a str,
+    optional: Option<bool>,
+    items: Option<&'a [KeyToPath]>,
+}
+
+impl<'a> Source<'a> {
+    fn piece(
+        kind: Kind,
+        name: &'a str,
+        optional: Option<bool>,
+        items: &'a Option<Vec<KeyToPath>>,
+    ) -> Piece<'a> {
+        Piece::Keys(Self {
+            kind,
+            name,
+            optional,
+            items: items.as_deref(),
+        })
+    }
+}
+
+/// What `volume` holds, and the mode of its files.
+fn pieces(volume: &Volume) -> Result<(Vec<Piece<'_>>, u32)> {
+    let mode = |m: Option<i32>| m.map_or(DEFAULT_MODE, mode_bits);
+    if let Some(secret) = &volume.secret {
+        let name = secret.secret_name.as_deref().unwrap_or_default();
+        let piece = Source::piece(Kind::Secret, name, secret.optional, &secret.items);
+        return Ok((vec![piece], mode(secret.default_mode)));
+    }
+    if let Some(map) = &volume.config_map {
+        let piece = Source::piece(Kind::ConfigMap, &map.name, map.optional, &map.items);
+        return Ok((vec![piece], mode(map.default_mode)));
+    }
+    if volume.empty_dir.is_some() {
+        return Ok((vec![Piece::Writable], DEFAULT_MODE));
+    }
+    if let Some(downward) = &volume.downward_api {
+        let items = downward.items.as_deref().unwrap_or_default();
+        return Ok((vec![Piece::Fields(items)], mode(downward.default_mode)));
+    }
+    let Some(projected) = &volume.projected else {
+        return Err(KubeletError::Pod(format!(
+            "volume {}: only secret, configMap, emptyDir, downwardAPI and projected volumes are supported",
+            volume.name
+        )));
+    };
+    let mut pieces = Vec::new();
+    for source in projected.sources.iter().flatten() {
+        if let Some(request) = &source.service_account_token {
+            pieces.push(Piece::Token(request));
+        }
+        if let Some(map) = &source.config_map {
+            pieces.push(Source::piece(
+                Kind::ConfigMap,
+                &map.name,
+                map.optional,
+                &map.items,
+            ));
+        }
+        if let Some(secret) = &source.secret {
+            pieces.push(Source::piece(
+                Kind::Secret,
+                &secret.name,
+                secret.optional,
+                &secret.items,
+            ));
+        }
+        if let Some(downward) = &source.downward_api {
+            pieces.push(Piece::Fields(downward.items.as_deref().unwrap_or_default()));
+        }
+    }
+    Ok((pieces, mode(projected.default_mode)))
+}
+
 async fn write_volume(
     client: &kube::Client,
     facts: &PodFacts,
@@ -38,50 +125,11 @@ async fn write_volume(
     dir: &Path,
 ) -> Result<()> {
     let namespace = facts.pod.metadata.namespace.clone().unwrap_or_default();
-    if let Some(secret) = &volume.secret {
-        let name = secret.secret_name.clone().unwrap_or_default();
-        let mode = secret.default_mode.map_or(DEFAULT_MODE, mode_bits);
-        let source = Source {
-            kind: Kind::Secret,
-            name: &name,
-            optional: secret.optional,
-        };
-        return write_keys(
-            client,
-            &namespace,
-            source,
-            secret.items.as_deref(),
-            mode,
-            dir,
-        )
-        .await;
-    }
-    if let Some(map) = &volume.config_map {
-        let mode = map.default_mode.map_or(DEFAULT_MODE, mode_bits);
-        let source = Source {
-            kind: Kind::ConfigMap,
-            name: &map.name,
-            optional: map.optional,
-        };
-        return write_keys(client, &namespace, source, map.items.as_deref(), mode, dir).await;
-    }
-    if volume.empty_dir.is_some() {
-        // Writable by whichever user the containers run as.
-        return set_mode(dir, 0o777);
-    }
-    if let Some(downward) = &volume.downward_api {
-        let mode = downward.default_mode.map_or(DEFAULT_MODE, mode_bits);
-        return write_fields(
-            facts,
-            downward.items.as_deref().unwrap_or_default(),
-            mode,
-            dir,
-        );
-    }
-    if let Some(projected) = &volume.projected {
-        let mode = projected.default_mode.map_or(DEFAULT_MODE, mode_bits);
-        for source in projected.sources.iter().flatten() {
-            if let Some(request) = &source.service_account_token {
+    let (pieces, mode) = pieces(volume)?;
+    for piece in pieces {
+        match piece {
+            Piece::Keys(source) => write_keys(client, &namespace, &source, mode, dir).await?,
+            Piece::Token(request) => {
                 let account = facts
                     .pod
                     .spec
@@ -89,65 +137,21 @@ async fn write_volume(
                     .and_then(|s| s.service_account_name.clone())
                     .unwrap_or_else(|| "default".into());
                 let token = token::issue(client, &namespace, &account, request).await;
-                write_file(
-                    &dir.join(safe_relative(&request.path)?),
-                    token.as_bytes(),
-                    mode,
-                )?;
+                let path = dir.join(safe_relative(&request.path)?);
+                write_file(&path, token.as_bytes(), mode)?;
             }
-            if let Some(map) = &source.config_map {
-                let source = Source {
-                    kind: Kind::ConfigMap,
-                    name: &map.name,
-                    optional: map.optional,
-                };
-                write_keys(client, &namespace, source, map.items.as_deref(), mode, dir).await?;
-            }
-            if let Some(secret) = &source.secret {
-                let source = Source {
-                    kind: Kind::Secret,
-                    name: &secret.name,
-                    optional: secret.optional,
-                };
-                write_keys(
-                    client,
-                    &namespace,
-                    source,
-                    secret.items.as_deref(),
-                    mode,
-                    dir,
-                )
-                .await?;
-            }
-            if let Some(downward) = &source.downward_api {
-                write_fields(
-                    facts,
-                    downward.items.as_deref().unwrap_or_default(),
-                    mode,
-                    dir,
-                )?;
-            }
+            Piece::Fields(items) => write_fields(facts, items, mode, dir)?,
+            Piece::Writable => set_mode(dir, 0o777)?,
         }
-        return Ok(());
     }
-    Err(KubeletError::Pod(format!(
-        "volume {}: only secret, configMap, emptyDir, downwardAPI and projected volumes are supported",
-        volume.name
-    )))
-}
-
-struct Source<'a> {
-    kind: Kind,
-    name: &'a str,
-    optional: Option<bool>,
+    Ok(())
 }
 
 /// A Secret's or ConfigMap's keys as files: all of them, or the `items`.
 async fn write_keys(
     client: &kube::Client,
     namespace: &str,
-    source: Source<'_>,
-    items: Option<&[KeyToPath]>,
+    source: &Source<'_>,
     mode: u32,
     dir: &Path,
 ) -> Result<()> {
@@ -160,14 +164,14 @@ async fn write_keys(
             source.kind, source.name
         )));
     };
-    match items {
+    match source.items {
         None => {
             for (key, value) in &data {
                 write_file(&dir.join(safe_relative(key)?), value, mode)?;
             }
             Ok(())
         }
-        Some(items) => write_items(&data, items, &source, mode, dir),
+        Some(items) => write_items(&data, items, source, mode, dir),
     }
 }
 
