@@ -538,3 +538,36 @@ async fn finished_containers_end_the_pod_succeeded_or_failed_under_restart_polic
     assert_eq!((ended.exit_code, container.restart_count), (3, 0));
     assert_eq!(condition(&fails, "Ready").as_deref(), Some("False"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dropping_the_kubelets_stops_their_processes_and_removes_pod_namespaces() {
+    let Some(mut rig) = Rig::start().await else {
+        return;
+    };
+    rig.create(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "lingers"},
+        "spec": {"nodeName": "node-0", "containers": [{
+            "name": "main", "image": "busybox", "command": ["sleep", "600"],
+        }]},
+    }))
+    .await;
+    let pod = rig
+        .wait_pod("lingers", "lingers Running", |p| {
+            first_container(p).is_some_and(|c| c.container_id.is_some())
+        })
+        .await;
+    let id = first_container(&pod).unwrap().container_id.clone().unwrap();
+    let pid: u32 = id.strip_prefix("process://").unwrap().parse().unwrap();
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    assert!(proc_dir.exists());
+    assert!(rig.cluster.netns_names().iter().any(|n| n.contains("pod-")));
+
+    rig.kubelets.clear();
+    let cluster = rig.cluster.clone();
+    wait_for("the pod's process and namespace to go", WAIT, || async {
+        let gone = !proc_dir.exists() && !cluster.netns_names().iter().any(|n| n.contains("pod-"));
+        gone.then_some(())
+    })
+    .await
+    .unwrap();
+}
