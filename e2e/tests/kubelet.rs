@@ -261,6 +261,7 @@ async fn env_volumes_and_the_service_account_reach_the_process_as_its_user() {
                   test -s /var/run/secrets/kubernetes.io/serviceaccount/token && echo token-present; \
                   test -s /var/run/secrets/kubernetes.io/serviceaccount/ca.crt && echo ca-present; \
                   touch /etc/demo/secret/x 2>/dev/null || echo read-only; \
+                  echo \"file=$(cat /etc/demo-color)\"; echo \"hostname=$(cat /etc/hostname)\"; \
                   exec sleep 600";
     rig.create(json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -280,6 +281,9 @@ async fn env_volumes_and_the_service_account_reach_the_process_as_its_user() {
                 "volumeMounts": [
                     {"name": "secret", "mountPath": "/etc/demo/secret", "readOnly": true},
                     {"name": "config", "mountPath": "/etc/demo/config"},
+                    // Single files: a new one, and one over a file the host has.
+                    {"name": "config", "mountPath": "/etc/demo-color", "subPath": "color"},
+                    {"name": "config", "mountPath": "/etc/hostname", "subPath": "greeting"},
                 ],
             }],
             "volumes": [
@@ -303,11 +307,16 @@ async fn env_volumes_and_the_service_account_reach_the_process_as_its_user() {
             "token-present",
             "ca-present",
             "read-only",
+            "file=blue",
+            "hostname=hello",
         ],
     )
     .await;
     // The mounts lived in the container's own mount namespace only.
     assert!(!std::path::Path::new("/etc/demo").exists());
+    assert!(!std::path::Path::new("/etc/demo-color").exists());
+    let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    assert_ne!(hostname.trim(), "hello");
 }
 
 #[tokio::test(flavor = "multi_thread")]

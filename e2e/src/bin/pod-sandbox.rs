@@ -60,32 +60,57 @@ fn parse_mount(text: &str) -> Result<VolumeMount> {
     })
 }
 
-/// Makes `target` exist as a directory without touching the host's file
-/// system: the deepest existing ancestor gets a writable overlay (upper
-/// layer on the private tmpfs) in which the missing directories are made.
-/// `overlays` are the overlays made so far; inside one, no new one is
-/// needed (a second would hide what was mounted in the first).
-fn make_mount_point(target: &Path, scratch: &Path, overlays: &mut Vec<PathBuf>) -> Result<()> {
-    if target.is_dir() {
+/// Makes `target` exist, as a file for a file volume (a `subPath` of one)
+/// and a directory otherwise, without touching the host's file system:
+/// what is missing is made inside a writable overlay (upper layer on the
+/// private tmpfs) over the deepest existing ancestor.
+fn make_mount_point(
+    target: &Path,
+    file: bool,
+    scratch: &Path,
+    overlays: &mut Vec<PathBuf>,
+) -> Result<()> {
+    if !file {
+        return make_dir(target, false, scratch, overlays);
+    }
+    if target.is_file() {
         return Ok(());
     }
-    let mut ancestor = target;
+    let parent = target
+        .parent()
+        .with_context(|| format!("{} has no parent", target.display()))?;
+    make_dir(parent, true, scratch, overlays)?;
+    std::fs::File::create(target)
+        .map(drop)
+        .with_context(|| format!("creating {}", target.display()))
+}
+
+/// Makes `dir` exist; with `writable`, inside one of our overlays.
+/// `overlays` are the overlays made so far: inside one no new one is
+/// needed (a second would hide what was mounted in the first).
+fn make_dir(dir: &Path, writable: bool, scratch: &Path, overlays: &mut Vec<PathBuf>) -> Result<()> {
+    let inside =
+        |path: &Path, overlays: &[PathBuf]| overlays.iter().any(|root| path.starts_with(root));
+    if dir.is_dir() && !writable {
+        return Ok(());
+    }
+    let mut ancestor = dir;
     while !ancestor.exists() {
         ancestor = ancestor
             .parent()
-            .with_context(|| format!("no existing parent of {}", target.display()))?;
+            .with_context(|| format!("no existing parent of {}", dir.display()))?;
     }
     let ancestor = ancestor
         .canonicalize()
         .with_context(|| format!("resolving {}", ancestor.display()))?;
-    if !overlays.iter().any(|root| ancestor.starts_with(root)) {
+    if !inside(&ancestor, overlays) {
         overlay(
             &ancestor,
             &scratch.join(format!("overlay-{}", overlays.len())),
         )?;
         overlays.push(ancestor);
     }
-    std::fs::create_dir_all(target).with_context(|| format!("creating {}", target.display()))
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
 /// Mounts a writable overlay on `dir` whose layers live in `layer`.
@@ -136,7 +161,8 @@ fn mount_volumes(args: &Args) -> Result<()> {
     mounts.sort_by_key(|m| m.target.components().count());
     let mut overlays = Vec::new();
     for volume in &mounts {
-        make_mount_point(&volume.target, &args.scratch, &mut overlays)?;
+        let file = volume.source.is_file();
+        make_mount_point(&volume.target, file, &args.scratch, &mut overlays)?;
     }
     for volume in &mounts {
         mount_bind(&volume.source, &volume.target).with_context(|| {
