@@ -29,14 +29,19 @@ const DEFAULT_GRACE: i64 = 30;
 /// Runs the pod `updates` describes until it is deleted (`None` when the
 /// object is gone from the API).
 pub async fn run(ctx: Arc<NodeContext>, mut updates: watch::Receiver<Option<Pod>>) {
-    let Some(pod) = updates.borrow().clone() else {
-        return;
-    };
-    let mut worker = match Worker::new(ctx, pod) {
-        Ok(worker) => worker,
-        Err(e) => {
-            eprintln!("gatehouse-e2e kubelet: cannot run a pod: {e}");
+    // A sandbox can fail to come up, e.g. while a namesake's is still
+    // being torn down: try again until it does or the pod is gone.
+    let mut worker = loop {
+        let Some(pod) = updates.borrow_and_update().clone() else {
             return;
+        };
+        match Worker::new(ctx.clone(), pod) {
+            Ok(worker) => break worker,
+            Err(e) => eprintln!("gatehouse-e2e kubelet: cannot run a pod yet: {e}"),
+        }
+        tokio::select! {
+            changed = updates.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(SETUP_RETRY) => {}
         }
     };
     let mut gone = false;
