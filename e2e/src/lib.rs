@@ -6,6 +6,7 @@ pub mod client;
 pub mod cluster;
 pub mod emulator;
 pub mod kube_mode;
+pub mod kubelet;
 pub mod local;
 pub mod raw_h2;
 pub mod raw_http;

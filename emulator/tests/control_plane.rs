@@ -17,7 +17,7 @@ use gatehouse_kube_emulator::{
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, DeleteParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
@@ -324,6 +324,18 @@ async fn a_pod_on_a_node_is_deleted_gracefully_and_goes_with_grace_zero() {
     assert!(
         matches!(&event, WatchEvent::Modified(p) if p.metadata.deletion_timestamp.is_some()),
         "{event:?}"
+    );
+
+    // The kubelet's status writes while it stops the containers keep the
+    // Pod (it has no finalizers, but is still in its grace period).
+    let status = json!({"status": {"phase": "Running"}});
+    pods.patch_status("running", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    let after_status = pods.get("running").await.unwrap();
+    assert_eq!(
+        after_status.metadata.deletion_grace_period_seconds,
+        Some(20)
     );
 
     // A longer grace period does not postpone it; a shorter one brings it

@@ -100,6 +100,22 @@ impl NsProcess {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// How the process ended, once it has (without waiting).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Sends `signal` to the process group (while it has not been reaped, so
+    /// the group can only hold our own processes).
+    pub fn signal_group(&mut self, signal: Signal) {
+        if self.stopped || self.exit_status().is_some() {
+            return;
+        }
+        if let Some(group) = self.group() {
+            let _ = kill_process_group(group, signal);
+        }
+    }
+
     /// Sends SIGTERM to the group, waits up to `grace` for the process to
     /// exit, then kills the group.
     pub fn stop(&mut self, grace: Duration) {

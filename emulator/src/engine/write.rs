@@ -356,7 +356,12 @@ impl State {
         if dry_run {
             return Ok(present(&object, info, &target.version));
         }
-        if meta::is_deleting(&object) && meta::finalizers(&object).is_empty() {
+        // As the real server's ShouldDeleteDuringUpdate: an object still in
+        // its grace period (a Pod its kubelet is stopping) stays.
+        let in_grace = object["metadata"]["deletionGracePeriodSeconds"]
+            .as_i64()
+            .is_some_and(|grace| grace > 0);
+        if meta::is_deleting(&object) && meta::finalizers(&object).is_empty() && !in_grace {
             let namespace = meta::namespace(&object).to_string();
             let gone = self.remove_object(&info.storage_key(), &namespace, &name);
             let last = gone.map(|g| (*g).clone()).unwrap_or(object);
