@@ -12,6 +12,7 @@ mod cluster_report;
 mod cluster_timing;
 mod haproxy_conf;
 mod http_probe;
+mod idle;
 mod kube_api;
 mod load;
 mod log_times;
@@ -87,6 +88,13 @@ struct Args {
     lb_services: Option<Vec<usize>>,
     #[arg(long)]
     skip_throughput: bool,
+    /// Skip the idle-connections cell (RSS per idle client connection).
+    #[arg(long)]
+    skip_idle: bool,
+    /// Idle client connections per proxy and kind in the idle cell
+    /// [default: 1000, quick: 200].
+    #[arg(long)]
+    idle_connections: Option<usize>,
     /// Skip the local-mode propagation test.
     #[arg(long)]
     skip_propagation: bool,
@@ -263,6 +271,11 @@ fn main() -> anyhow::Result<()> {
         summary += &section;
     }
 
+    if !args.skip_idle {
+        let section = idle_section(&args, &work, bin("gatehouse-gateway")?)?;
+        summary += &section;
+    }
+
     if !args.skip_propagation {
         let bins = propagation::Binaries {
             controller: bin("gatehouse-controller")?,
@@ -307,6 +320,35 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(work.join("results.md"), &summary)?;
     println!("\nresults: {}", work.join("results.md").display());
     Ok(())
+}
+
+/// The idle-connections cell over nginx, HAProxy and the gateway (10
+/// routes); returns its section of the results (printed as well).
+fn idle_section(args: &Args, work: &Path, gateway_bin: PathBuf) -> anyhow::Result<String> {
+    let connections = args
+        .idle_connections
+        .unwrap_or(if args.quick { 200 } else { 1000 });
+    let layout = layout(args, work, gateway_bin);
+    let routes = routes::RouteSet { count: 10 };
+    let (_upstream, upstreams) = proxies::start_upstream(&layout, routes.backends())?;
+    let endpoints = proxies::start_proxies(&layout, routes, &upstreams)?;
+    println!("\nidle connections: {connections} clients per proxy and kind, held open");
+    let samples = idle::run(&endpoints, connections, |s| {
+        println!(
+            "  {:<40} {:<9} RSS {} → {} KiB: {:.1} KiB per connection",
+            s.kind.name(),
+            s.proxy.name(),
+            s.rss_before_kib,
+            s.rss_after_kib,
+            s.kib_per_connection()
+        );
+    })?;
+    let section = format!(
+        "\n### Idle connections (RSS growth per idle client; nginx: its one worker)\n\n{}",
+        idle::table(&samples)
+    );
+    print!("{section}");
+    Ok(section)
 }
 
 /// Where the proxies' files go and which CPUs run what.

@@ -18,6 +18,7 @@ use gatehouse_gateway::tls::handshake_metrics::{
 use gatehouse_gateway::tls::{self_signed, SniResolver};
 use gatehouse_model::StreamFrame;
 use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::listening::Service;
@@ -26,6 +27,15 @@ use std::time::Duration;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// No socket read buffer under the HTTP engines: each reads into its own
+/// buffer (taken when a request arrives), and Pingora's default 64 KiB one
+/// would be held by every idle connection. Writes keep Pingora's small
+/// buffer, which joins a response's head and a short body into one send.
+const L4_BUFFERS: L4BufferSettings = L4BufferSettings {
+    read: Some(0),
+    write: None,
+};
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::prelude::*;
@@ -180,13 +190,17 @@ fn main() -> anyhow::Result<()> {
         max_connections,
     };
     let mut proxy = Service::new("gatehouse-http".to_owned(), app);
-    proxy.add_tcp(&args.http_addr.to_string());
+    proxy.add_listener(ListenerConfig::tcp(args.http_addr.to_string()).l4_buffer(L4_BUFFERS));
     if let (Some(addr), Some(resolver)) = (args.https_addr, resolver) {
         let mut tls =
             TlsSettings::with_callbacks(Box::new(HandshakeCounter)).context("TLS settings")?;
         tls.set_cert_resolver(resolver);
         tls.enable_h2();
-        proxy.add_tls_with_settings(&addr.to_string(), None, tls);
+        proxy.add_listener(
+            ListenerConfig::tcp(addr.to_string())
+                .tls(tls)
+                .l4_buffer(L4_BUFFERS),
+        );
     }
     server.add_service(proxy);
     tracing::info!(

@@ -45,6 +45,16 @@ pub async fn read_more_until<R: AsyncRead + Unpin>(
     deadline: Instant,
 ) -> Result<usize, CopyError> {
     make_room(buf);
+    read_into_until(src, buf, deadline).await
+}
+
+/// Reads into the room `buf` already has (at least one byte), before
+/// `deadline`; `Ok(0)` at end of stream.
+pub async fn read_into_until<R: AsyncRead + Unpin>(
+    src: &mut R,
+    buf: &mut BytesMut,
+    deadline: Instant,
+) -> Result<usize, CopyError> {
     match tokio::time::timeout_at(deadline, src.read_buf(buf)).await {
         Ok(Ok(n)) => Ok(n),
         Ok(Err(e)) => Err(CopyError::Read(e)),

@@ -1,7 +1,7 @@
 //! One client connection: read a request head, decide, answer or proxy,
 //! repeat while the connection is kept alive.
 
-use super::body::{copy_body, read_more_until, write_flush, Limits};
+use super::body::{copy_body, read_into_until, read_more_until, write_flush, Limits};
 use super::head::{self, ClientInfo, Framing, HeadError};
 use super::pool::Pool;
 use super::reply::{self, Reply};
@@ -48,7 +48,9 @@ pub enum Served {
     H2c(Stream),
 }
 
-/// Per-connection buffers, reused for every request on it.
+/// Per-connection buffers, reused for every request on it. They start
+/// empty and are taken when a request arrives; between requests, what a
+/// large request or response grew is given back (see [`Buffers::idle`]).
 pub(super) struct Buffers {
     /// Bytes from the client not yet handled.
     pub req: BytesMut,
@@ -56,6 +58,38 @@ pub(super) struct Buffers {
     pub resp: BytesMut,
     /// The head being sent (upstream request or client response).
     pub out: Vec<u8>,
+}
+
+/// Room for the first read of a request head: most heads fit, a longer one
+/// is read on in larger steps. Also the most an idle connection keeps of
+/// each of its buffers.
+const IDLE_BUFFER: usize = 1024;
+
+impl Buffers {
+    fn new() -> Self {
+        Self {
+            req: BytesMut::new(),
+            resp: BytesMut::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Between requests (nothing buffered from the client): keeps at most
+    /// [`IDLE_BUFFER`] bytes of each buffer, so that an idle keep-alive
+    /// connection costs little whatever it carried, and leaves room for the
+    /// next head's first read.
+    fn idle(&mut self) {
+        if self.req.capacity() > IDLE_BUFFER {
+            self.req = BytesMut::new();
+        }
+        self.req.reserve(IDLE_BUFFER);
+        if self.resp.capacity() > IDLE_BUFFER {
+            self.resp = BytesMut::new();
+        }
+        if self.out.capacity() > IDLE_BUFFER {
+            self.out = Vec::new();
+        }
+    }
 }
 
 /// A request, decided.
@@ -91,11 +125,7 @@ impl Engine {
     /// Serves one client connection until it closes.
     pub async fn serve(&self, mut io: Stream, shutdown: &ShutdownWatch) -> Served {
         let client = client_info(&io);
-        let mut b = Buffers {
-            req: BytesMut::with_capacity(8 * 1024),
-            resp: BytesMut::new(),
-            out: Vec::with_capacity(1024),
-        };
+        let mut b = Buffers::new();
         let mut shutdown = shutdown.clone();
         let mut first = true;
         loop {
@@ -167,17 +197,17 @@ impl Engine {
                     }
                 }
             }
-            let idle = b.req.is_empty();
-            let read = read_more_until(io, &mut b.req, deadline);
-            let read = if idle {
-                // Idle between requests: close at once when shutting down.
+            let read = if b.req.is_empty() {
+                // Idle between requests: little held while waiting, and
+                // closed at once when shutting down.
+                b.idle();
                 tokio::select! {
                     biased;
-                    r = read => r,
+                    r = read_into_until(io, &mut b.req, deadline) => r,
                     () = shutting_down(shutdown) => return Ok(Next::Closed),
                 }
             } else {
-                read.await
+                read_more_until(io, &mut b.req, deadline).await
             };
             match read {
                 Ok(0) | Err(_) => return Ok(Next::Closed),
