@@ -262,6 +262,7 @@ async fn env_volumes_and_the_service_account_reach_the_process_as_its_user() {
                   test -s /var/run/secrets/kubernetes.io/serviceaccount/ca.crt && echo ca-present; \
                   touch /etc/demo/secret/x 2>/dev/null || echo read-only; \
                   echo \"file=$(cat /etc/demo-color)\"; echo \"hostname=$(cat /etc/hostname)\"; \
+                  echo \"api=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT host=$HOSTNAME\"; \
                   exec sleep 600";
     rig.create(json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -309,6 +310,7 @@ async fn env_volumes_and_the_service_account_reach_the_process_as_its_user() {
             "read-only",
             "file=blue",
             "hostname=hello",
+            "api=10.96.0.1:443 host=shell",
         ],
     )
     .await;

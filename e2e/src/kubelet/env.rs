@@ -6,6 +6,7 @@ use super::expand::expand;
 use super::fields::PodFacts;
 use super::images::Image;
 use super::objects::{self, Kind};
+use gatehouse_kube_emulator::{KUBERNETES_SERVICE_IP, KUBERNETES_SERVICE_PORT};
 use k8s_openapi::api::core::v1::{Container, EnvVar};
 use std::path::PathBuf;
 
@@ -33,8 +34,26 @@ impl Environment {
     }
 }
 
-/// `envFrom` first, then `env` in order, each value expanded with the
-/// variables defined before it.
+/// The `default/kubernetes` Service's variables, as a kubelet gives every
+/// container (whatever `enableServiceLinks` says).
+fn api_service_env() -> Vec<(String, String)> {
+    let (ip, port) = (KUBERNETES_SERVICE_IP, KUBERNETES_SERVICE_PORT);
+    let url = format!("tcp://{ip}:{port}");
+    let prefix = format!("KUBERNETES_PORT_{port}_TCP");
+    vec![
+        ("KUBERNETES_SERVICE_HOST".into(), ip.to_owned()),
+        ("KUBERNETES_SERVICE_PORT".into(), port.to_string()),
+        ("KUBERNETES_SERVICE_PORT_HTTPS".into(), port.to_string()),
+        ("KUBERNETES_PORT".into(), url.clone()),
+        (prefix.clone(), url),
+        (format!("{prefix}_PROTO"), "tcp".into()),
+        (format!("{prefix}_PORT"), port.to_string()),
+        (format!("{prefix}_ADDR"), ip.to_owned()),
+    ]
+}
+
+/// The hostname and API variables, then `envFrom`, then `env` in order,
+/// each value expanded with the variables defined before it.
 pub async fn environment(
     client: &kube::Client,
     facts: &PodFacts,
@@ -42,6 +61,15 @@ pub async fn environment(
 ) -> Result<Environment> {
     let namespace = facts.pod.metadata.namespace.clone().unwrap_or_default();
     let mut env = Environment::default();
+    // Defined before the spec's own variables (which may override them), as
+    // a kubelet and container runtime do: the hostname, and the API's
+    // in-cluster address that in-cluster clients (kube-rs, client-go) read.
+    if let Some(name) = &facts.pod.metadata.name {
+        env.set("HOSTNAME".into(), name.clone());
+    }
+    for (name, value) in api_service_env() {
+        env.set(name, value);
+    }
     for source in container.env_from.iter().flatten() {
         let (kind, name, optional) = if let Some(s) = &source.secret_ref {
             (Kind::Secret, s.name.clone(), s.optional)
