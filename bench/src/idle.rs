@@ -1,8 +1,10 @@
 //! The idle-connections cell: resident memory each proxy spends per idle
-//! client connection. Each proxy (10 routes) gets `connections` clients of
-//! one kind at a time, all left idle; the cell is the growth of the proxy's
-//! RSS (`VmRSS`; nginx runs as its one worker) divided by the connections,
-//! once they are all established and answered. Blocking sockets on loopback.
+//! client connection. Freshly started proxies (10 routes) get `connections`
+//! clients of one kind, all left idle; the cell is the growth of each
+//! proxy's RSS (`VmRSS`; nginx runs as its one worker) divided by the
+//! connections, once they are all established and answered. Each kind gets
+//! new processes, since an allocator keeps what earlier connections freed.
+//! Blocking sockets on loopback.
 //!
 //! Kinds: HTTP/1.1 connected but silent (what a fresh keep-alive client or a
 //! port scanner leaves); HTTP/1.1 after one answered request (an idle
@@ -97,42 +99,41 @@ enum Held {
     Probe { _probe: Box<Probe> },
 }
 
-/// Opens `connections` idle clients of every kind against each endpoint in
+/// Opens `connections` idle clients of `kind` against each endpoint in
 /// turn and reads each proxy's RSS before and after.
 pub fn run(
     endpoints: &[Endpoint],
+    kind: IdleKind,
     connections: usize,
     mut progress: impl FnMut(&IdleSample),
 ) -> Result<Vec<IdleSample>, IdleError> {
     let host = RouteSet::host(0);
     let mut samples = Vec::new();
-    for kind in IdleKind::ALL {
-        for ep in endpoints {
-            let Some(process) = ep.process.as_ref() else {
-                continue;
-            };
-            let name = ep.kind.name();
-            let pid = process.pid();
-            let rss = || sysstat::process_rss_kib(pid).map_err(|e| IdleError::Memory(e, name));
-            std::thread::sleep(SETTLE);
-            let rss_before_kib = rss()?;
-            let mut held = Vec::with_capacity(connections);
-            for index in 0..connections {
-                held.push(open(kind, ep, &host, index)?);
-            }
-            std::thread::sleep(SETTLE);
-            let rss_after_kib = rss()?;
-            drop(held);
-            let sample = IdleSample {
-                kind,
-                proxy: ep.kind,
-                connections,
-                rss_before_kib,
-                rss_after_kib,
-            };
-            progress(&sample);
-            samples.push(sample);
+    for ep in endpoints {
+        let Some(process) = ep.process.as_ref() else {
+            continue;
+        };
+        let name = ep.kind.name();
+        let pid = process.pid();
+        let rss = || sysstat::process_rss_kib(pid).map_err(|e| IdleError::Memory(e, name));
+        std::thread::sleep(SETTLE);
+        let rss_before_kib = rss()?;
+        let mut held = Vec::with_capacity(connections);
+        for index in 0..connections {
+            held.push(open(kind, ep, &host, index)?);
         }
+        std::thread::sleep(SETTLE);
+        let rss_after_kib = rss()?;
+        drop(held);
+        let sample = IdleSample {
+            kind,
+            proxy: ep.kind,
+            connections,
+            rss_before_kib,
+            rss_after_kib,
+        };
+        progress(&sample);
+        samples.push(sample);
     }
     Ok(samples)
 }

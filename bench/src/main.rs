@@ -330,19 +330,23 @@ fn idle_section(args: &Args, work: &Path, gateway_bin: PathBuf) -> anyhow::Resul
         .unwrap_or(if args.quick { 200 } else { 1000 });
     let layout = layout(args, work, gateway_bin);
     let routes = routes::RouteSet { count: 10 };
-    let (_upstream, upstreams) = proxies::start_upstream(&layout, routes.backends())?;
-    let endpoints = proxies::start_proxies(&layout, routes, &upstreams)?;
     println!("\nidle connections: {connections} clients per proxy and kind, held open");
-    let samples = idle::run(&endpoints, connections, |s| {
-        println!(
-            "  {:<40} {:<9} RSS {} → {} KiB: {:.1} KiB per connection",
-            s.kind.name(),
-            s.proxy.name(),
-            s.rss_before_kib,
-            s.rss_after_kib,
-            s.kib_per_connection()
-        );
-    })?;
+    let mut samples = Vec::new();
+    for kind in idle::IdleKind::ALL {
+        // New processes for each kind (see idle.rs).
+        let (_upstream, upstreams) = proxies::start_upstream(&layout, routes.backends())?;
+        let endpoints = proxies::start_proxies(&layout, routes, &upstreams)?;
+        samples.extend(idle::run(&endpoints, kind, connections, |s| {
+            println!(
+                "  {:<40} {:<9} RSS {} → {} KiB: {:.1} KiB per connection",
+                s.kind.name(),
+                s.proxy.name(),
+                s.rss_before_kib,
+                s.rss_after_kib,
+                s.kib_per_connection()
+            );
+        })?);
+    }
     let section = format!(
         "\n### Idle connections (RSS growth per idle client; nginx: its one worker)\n\n{}",
         idle::table(&samples)
