@@ -11,6 +11,7 @@ use gatehouse_e2e::emulator::TestApi;
 use gatehouse_e2e::kube_mode::wait_for;
 use gatehouse_e2e::kubelet::{ImageMap, Kubelet, ProxyFollower};
 use gatehouse_e2e::local::binary;
+use gatehouse_e2e::system::ClusterDns;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -26,6 +27,8 @@ struct Rig {
     // Kubelets first: their pods go before the cluster.
     kubelets: Vec<Kubelet>,
     _proxy: ProxyFollower,
+    _dns: ClusterDns,
+    _dns_dir: tempfile::TempDir,
     cluster: Arc<Cluster>,
     api: TestApi,
 }
@@ -43,6 +46,20 @@ impl Rig {
             })
             .unwrap(),
         );
+        let dns_dir = tempfile::tempdir().unwrap();
+        let dns = ClusterDns::start(api.client(), dns_dir.path()).unwrap();
+        // Pods start once the control plane's own Service has its names.
+        wait_for(
+            "cluster DNS to list the kubernetes Service",
+            WAIT,
+            || async {
+                std::fs::read_to_string(dns.hosts_file())
+                    .ok()
+                    .filter(|t| t.contains("kubernetes.default.svc"))
+            },
+        )
+        .await
+        .unwrap();
         let kubelets = cluster
             .nodes()
             .iter()
@@ -53,6 +70,7 @@ impl Rig {
                     &node.name,
                     ImageMap::workspace().unwrap(),
                     binary("pod-sandbox").unwrap(),
+                    Some(dns.hosts_file().to_owned()),
                 )
                 .unwrap()
             })
@@ -61,6 +79,8 @@ impl Rig {
         Some(Rig {
             kubelets,
             _proxy: proxy,
+            _dns: dns,
+            _dns_dir: dns_dir,
             cluster,
             api,
         })
@@ -263,6 +283,7 @@ async fn env_volumes_and_the_service_account_reach_the_process_as_its_user() {
                   touch /etc/demo/secret/x 2>/dev/null || echo read-only; \
                   echo \"file=$(cat /etc/demo-color)\"; echo \"hostname=$(cat /etc/hostname)\"; \
                   echo \"api=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT host=$HOSTNAME\"; \
+                  getent hosts kubernetes.default.svc | sed 's/ .*//; s/^/dns=/'; \
                   exec sleep 600";
     rig.create(json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -311,6 +332,7 @@ async fn env_volumes_and_the_service_account_reach_the_process_as_its_user() {
             "file=blue",
             "hostname=hello",
             "api=10.96.0.1:443 host=shell",
+            "dns=10.96.0.1",
         ],
     )
     .await;

@@ -43,6 +43,8 @@ pub(crate) struct NodeContext {
     node: usize,
     images: ImageMap,
     launcher: PathBuf,
+    /// Cluster DNS (`system::ClusterDns::hosts_file`), mounted at /etc/hosts.
+    hosts_file: Option<PathBuf>,
     /// `namespace/pod/container` → everything it printed.
     logs: Mutex<BTreeMap<String, String>>,
 }
@@ -73,13 +75,16 @@ pub struct Kubelet {
 impl Kubelet {
     /// Starts the kubelet of the node called `node_name` (on a Tokio
     /// runtime). `launcher` is the `pod-sandbox` binary
-    /// (`local::binary("pod-sandbox")`).
+    /// (`local::binary("pod-sandbox")`); `hosts_file`, if given, is mounted
+    /// read-only at /etc/hosts in every pod not on the host network (the
+    /// cluster DNS of `system::ClusterDns`).
     pub fn start(
         client: kube::Client,
         cluster: Arc<Cluster>,
         node_name: &str,
         images: ImageMap,
         launcher: PathBuf,
+        hosts_file: Option<PathBuf>,
     ) -> Result<Self> {
         let node = cluster
             .nodes()
@@ -92,6 +97,7 @@ impl Kubelet {
             node,
             images,
             launcher,
+            hosts_file,
             logs: Mutex::new(BTreeMap::new()),
         });
         let task = tokio::spawn(watch_pods(context.clone(), node_name.to_owned()));

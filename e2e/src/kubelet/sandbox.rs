@@ -27,6 +27,9 @@ impl Drop for PodNetwork {
     }
 }
 
+/// Where a pod sees cluster DNS.
+const ETC_HOSTS: &str = "/etc/hosts";
+
 #[derive(Debug)]
 pub struct Sandbox {
     pub netns: Netns,
@@ -34,6 +37,8 @@ pub struct Sandbox {
     pub host_ip: Ipv4Addr,
     pub volumes: VolumeDirs,
     launcher: PathBuf,
+    /// Mounted at /etc/hosts (pods not on the host network).
+    hosts_file: Option<PathBuf>,
     // Dropped after the processes (which the worker owns): the directory
     // goes once nothing runs from it.
     dir: tempfile::TempDir,
@@ -54,13 +59,15 @@ pub struct Launch {
 
 impl Sandbox {
     /// A sandbox on node `node`: a new pod namespace called `name`, or the
-    /// node's namespace if `host_network`.
+    /// node's namespace if `host_network` (which keeps the node's own
+    /// /etc/hosts, as `dnsPolicy: ClusterFirst` pods on the host network do).
     pub fn create(
         cluster: &Arc<Cluster>,
         node: usize,
         name: &str,
         host_network: bool,
         launcher: PathBuf,
+        hosts_file: Option<PathBuf>,
     ) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("gatehouse-kubelet-")
@@ -83,6 +90,7 @@ impl Sandbox {
             host_ip: host.lan_ipv4,
             volumes: VolumeDirs::new(),
             launcher,
+            hosts_file: hosts_file.filter(|_| !host_network),
             dir,
             _network: network,
         })
@@ -114,6 +122,11 @@ impl Sandbox {
                 mount.mount_path.clone(),
                 mount.read_only == Some(true),
             ));
+        }
+        if let Some(hosts) = &self.hosts_file {
+            if !mounts.iter().any(|(_, target, _)| target == ETC_HOSTS) {
+                mounts.push((hosts.clone(), ETC_HOSTS.to_owned(), true));
+            }
         }
         let own = container.security_context.as_ref();
         Ok(Launch {

@@ -94,6 +94,7 @@ impl Worker {
             &sandbox_name(&namespace, &name),
             spec.host_network == Some(true),
             ctx.launcher.clone(),
+            ctx.hosts_file.clone(),
         )?;
         let containers = spec
             .containers
