@@ -90,6 +90,22 @@ async fn account_client(emulator: &Emulator, admin: &Client) -> Client {
     emulator.kube_client_with_token(&token_of(&answer)).unwrap()
 }
 
+/// A fresh emulator with the test namespaces and account, and its admin
+/// client.
+async fn seeded() -> (Emulator, Client) {
+    let emulator = emulator().await;
+    let admin = emulator.kube_client().unwrap();
+    seed(&admin).await;
+    (emulator, admin)
+}
+
+/// As [`seeded`], with a client authenticated as the test account.
+async fn with_account() -> (Emulator, Client, Client) {
+    let (emulator, admin) = seeded().await;
+    let sa = account_client(&emulator, &admin).await;
+    (emulator, admin, sa)
+}
+
 fn status_of(error: kube::Error) -> Status {
     match error {
         kube::Error::Api(status) => *status,
@@ -155,10 +171,7 @@ async fn raw_get(emulator: &Emulator, path: &str, token: Option<&str>) -> (u16, 
 
 #[tokio::test]
 async fn a_role_binding_grants_exactly_its_rules_in_its_namespace() {
-    let emulator = emulator().await;
-    let admin = emulator.kube_client().unwrap();
-    seed(&admin).await;
-    let sa = account_client(&emulator, &admin).await;
+    let (_emulator, admin, sa) = with_account().await;
     let in_a: Api<Service> = Api::namespaced(sa.clone(), NS_A);
     let in_b: Api<Service> = Api::namespaced(sa.clone(), NS_B);
     let everywhere: Api<Service> = Api::all(sa.clone());
@@ -248,10 +261,7 @@ async fn a_role_binding_grants_exactly_its_rules_in_its_namespace() {
 
 #[tokio::test]
 async fn watches_are_authorised_when_they_start() {
-    let emulator = emulator().await;
-    let admin = emulator.kube_client().unwrap();
-    seed(&admin).await;
-    let sa = account_client(&emulator, &admin).await;
+    let (_emulator, admin, sa) = with_account().await;
     let in_a: Api<Service> = Api::namespaced(sa.clone(), NS_A);
     grant(
         &admin,
@@ -314,10 +324,7 @@ async fn watches_are_authorised_when_they_start() {
 
 #[tokio::test]
 async fn cluster_roles_grant_in_a_namespace_or_everywhere_and_resource_names_narrow_them() {
-    let emulator = emulator().await;
-    let admin = emulator.kube_client().unwrap();
-    seed(&admin).await;
-    let sa = account_client(&emulator, &admin).await;
+    let (_emulator, admin, sa) = with_account().await;
     let cluster_roles: Api<ClusterRole> = Api::all(admin.clone());
     create(
         &cluster_roles,
@@ -403,10 +410,7 @@ async fn cluster_roles_grant_in_a_namespace_or_everywhere_and_resource_names_nar
 
 #[tokio::test]
 async fn group_subjects_and_aggregated_cluster_roles() {
-    let emulator = emulator().await;
-    let admin = emulator.kube_client().unwrap();
-    seed(&admin).await;
-    let sa = account_client(&emulator, &admin).await;
+    let (_emulator, admin, sa) = with_account().await;
     let cluster_roles: Api<ClusterRole> = Api::all(admin.clone());
     create(
         &cluster_roles,
@@ -459,9 +463,7 @@ async fn group_subjects_and_aggregated_cluster_roles() {
 
 #[tokio::test]
 async fn bad_expired_and_orphaned_tokens_are_unauthorized() {
-    let emulator = emulator().await;
-    let admin = emulator.kube_client().unwrap();
-    seed(&admin).await;
+    let (emulator, admin) = seeded().await;
     let unauthorized = json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": "Unauthorized", "reason": "Unauthorized", "code": 401,
@@ -567,10 +569,7 @@ async fn token_requests_default_and_validate_their_lifetime() {
 
 #[tokio::test]
 async fn the_audit_names_who_wrote() {
-    let emulator = emulator().await;
-    let admin = emulator.kube_client().unwrap();
-    seed(&admin).await;
-    let sa = account_client(&emulator, &admin).await;
+    let (emulator, admin, sa) = with_account().await;
     grant(
         &admin,
         NS_A,
@@ -728,10 +727,7 @@ async fn kubectl_with_the_admin_kubeconfig_does_everything_and_makes_tokens() {
 #[tokio::test]
 async fn self_subject_access_reviews_answer_for_the_caller() {
     use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
-    let emulator = emulator().await;
-    let admin = emulator.kube_client().unwrap();
-    seed(&admin).await;
-    let sa = account_client(&emulator, &admin).await;
+    let (_emulator, admin, sa) = with_account().await;
     grant(
         &admin,
         NS_A,

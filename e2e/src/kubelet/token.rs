@@ -1,21 +1,26 @@
 //! Service-account tokens for projected volumes, from the TokenRequest
-//! subresource when the API serves it.
+//! subresource.
 
+use super::error::{KubeletError, Result};
 use k8s_openapi::api::core::v1::ServiceAccountTokenProjection;
 use serde_json::{json, Value};
 
-/// A token for `account`, or, when the API has no TokenRequest subresource
-/// (or refuses), a placeholder that no server accepts.
+/// A token for `account` from the TokenRequest subresource. A refusal is
+/// the pod's setup failing (retried), as a real kubelet's volume mount
+/// fails: a placeholder would only surface later as a confusing 401.
 pub async fn issue(
     client: &kube::Client,
     namespace: &str,
     account: &str,
     projection: &ServiceAccountTokenProjection,
-) -> String {
-    match request(client, namespace, account, projection).await {
-        Some(token) => token,
-        None => format!("placeholder-token-for-{namespace}-{account}"),
-    }
+) -> Result<String> {
+    request(client, namespace, account, projection)
+        .await
+        .ok_or_else(|| {
+            KubeletError::Pod(format!(
+                "no token from the TokenRequest of serviceaccount {namespace}/{account}"
+            ))
+        })
 }
 
 async fn request(

@@ -136,7 +136,7 @@ async fn write_volume(
                     .as_ref()
                     .and_then(|s| s.service_account_name.clone())
                     .unwrap_or_else(|| "default".into());
-                let token = token::issue(client, &namespace, &account, request).await;
+                let token = token::issue(client, &namespace, &account, request).await?;
                 let path = dir.join(safe_relative(&request.path)?);
                 write_file(&path, token.as_bytes(), mode)?;
             }
