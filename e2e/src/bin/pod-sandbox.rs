@@ -7,10 +7,11 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use rustix::fs::{Gid, Uid};
+use rustix::fs::{Gid, Mode, OFlags, Uid};
 use rustix::mount::{
     mount, mount_bind, mount_change, mount_remount, MountFlags, MountPropagationFlags,
 };
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +30,9 @@ struct Args {
     uid: Option<u32>,
     #[arg(long)]
     gid: Option<u32>,
+    /// A supplementary group; repeat for several.
+    #[arg(long = "group")]
+    groups: Vec<u32>,
     /// The working directory (`workingDir`).
     #[arg(long)]
     workdir: Option<PathBuf>,
@@ -159,13 +163,23 @@ fn mount_volumes(args: &Args) -> Result<()> {
     // Parents before children, and every mount point (and overlay) made
     // before anything is bound, so no overlay hides a volume.
     mounts.sort_by_key(|m| m.target.components().count());
+    // Every source is held open before anything is mounted: a volume
+    // mounted at /tmp must not hide a later volume's source under /tmp.
+    let sources = mounts
+        .iter()
+        .map(|m| {
+            rustix::fs::open(&m.source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+                .with_context(|| format!("opening {}", m.source.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut overlays = Vec::new();
     for volume in &mounts {
         let file = volume.source.is_file();
         make_mount_point(&volume.target, file, &args.scratch, &mut overlays)?;
     }
-    for volume in &mounts {
-        mount_bind(&volume.source, &volume.target).with_context(|| {
+    for (volume, source) in mounts.iter().zip(&sources) {
+        let held = PathBuf::from(format!("/proc/self/fd/{}", source.as_raw_fd()));
+        mount_bind(&held, &volume.target).with_context(|| {
             format!(
                 "bind-mounting {} at {}",
                 volume.source.display(),
@@ -189,9 +203,12 @@ fn main() -> Result<()> {
     // Group first: once the uid is dropped, the gid can no longer change.
     // Single-threaded, so the thread's credentials are the process's.
     // Like a container runtime: runAsUser alone keeps group 0.
-    if args.uid.is_some() || args.gid.is_some() {
+    if args.uid.is_some() || args.gid.is_some() || !args.groups.is_empty() {
         let gid = Gid::from_raw(args.gid.unwrap_or(0));
-        rustix::thread::set_thread_groups(&[gid]).context("setting groups")?;
+        let groups: Vec<Gid> = std::iter::once(gid)
+            .chain(args.groups.iter().map(|g| Gid::from_raw(*g)))
+            .collect();
+        rustix::thread::set_thread_groups(&groups).context("setting groups")?;
         rustix::thread::set_thread_gid(gid).context("setting the gid")?;
     }
     if let Some(uid) = args.uid {

@@ -112,6 +112,20 @@ impl Kubelet {
             .get(&worker::log_key(namespace, pod, container))
             .cloned()
     }
+
+    /// The last `tail` bytes of every container's output on this node, each
+    /// under its `namespace/pod/container` key: for a failing test's message.
+    pub fn all_logs(&self, tail: usize) -> String {
+        let mut text = String::new();
+        for (key, output) in self.context.logs().iter() {
+            let mut start = output.len().saturating_sub(tail);
+            while !output.is_char_boundary(start) {
+                start += 1;
+            }
+            text.push_str(&format!("--- {key}\n{}\n", &output[start..]));
+        }
+        text
+    }
 }
 
 impl Drop for Kubelet {

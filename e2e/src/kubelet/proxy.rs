@@ -118,6 +118,17 @@ fn rules_for(
 ) -> Option<Service> {
     let spec = service.spec.as_ref()?;
     let cluster_ip: Ipv4Addr = spec.cluster_ip.as_deref()?.parse().ok()?;
+    // A Service whose endpoint is its own address is served there already
+    // (the API: `system::ApiAccess` holds 10.96.0.1 on every node). Rules
+    // would only get in the way: with no endpoint on a node, a reset.
+    let served_in_place = slices
+        .iter()
+        .flat_map(|s| s.endpoints.iter().flatten())
+        .flat_map(|e| e.addresses.iter())
+        .any(|a| a.parse::<Ipv4Addr>().ok() == Some(cluster_ip));
+    if served_in_place {
+        return None;
+    }
     let load_balancer_ip = service
         .status
         .as_ref()
@@ -227,6 +238,23 @@ mod tests {
             ]
         );
         assert_eq!(rules.external_traffic_policy, TrafficPolicy::Local);
+    }
+
+    #[test]
+    fn a_service_served_at_its_own_address_has_no_rules() {
+        let api: KubeService = serde_json::from_value(json!({
+            "metadata": {"name": "kubernetes", "namespace": "default"},
+            "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443}]},
+        }))
+        .unwrap();
+        let slice: EndpointSlice = serde_json::from_value(json!({
+            "metadata": {"name": "kubernetes", "namespace": "default"},
+            "addressType": "IPv4",
+            "ports": [{"name": "https", "port": 443}],
+            "endpoints": [{"addresses": ["10.96.0.1"]}],
+        }))
+        .unwrap();
+        assert!(rules_for(&api, &[&slice], &|_: &str| Some(0)).is_none());
     }
 
     #[test]

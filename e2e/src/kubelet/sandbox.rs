@@ -52,6 +52,8 @@ pub struct Launch {
     pub env: Environment,
     pub uid: Option<i64>,
     pub gid: Option<i64>,
+    /// Supplementary groups (`fsGroup`, `supplementalGroups`).
+    pub groups: Vec<i64>,
     pub workdir: Option<String>,
     /// (volume directory, mount path, read-only)
     pub mounts: Vec<(PathBuf, String, bool)>,
@@ -138,6 +140,14 @@ impl Sandbox {
             gid: own
                 .and_then(|s| s.run_as_group)
                 .or_else(|| pod_security.and_then(|s| s.run_as_group)),
+            groups: pod_security
+                .into_iter()
+                .flat_map(|s| {
+                    s.fs_group
+                        .into_iter()
+                        .chain(s.supplemental_groups.iter().flatten().copied())
+                })
+                .collect(),
             workdir: container.working_dir.clone(),
             mounts,
         })
@@ -162,6 +172,9 @@ impl Sandbox {
         }
         if let Some(gid) = launch.gid {
             command.arg("--gid").arg(gid.to_string());
+        }
+        for group in &launch.groups {
+            command.arg("--group").arg(group.to_string());
         }
         if let Some(dir) = &launch.workdir {
             command.arg("--workdir").arg(dir);

@@ -28,9 +28,51 @@ pub async fn prepare(client: &kube::Client, facts: &PodFacts, root: &Path) -> Re
         let dir = root.join(&volume.name);
         make_dir(&dir, 0o755)?;
         write_volume(client, facts, &volume, &dir).await?;
+        if let Some(group) = fs_group(facts) {
+            give_to_group(&dir, group, volume.empty_dir.is_some())?;
+        }
         dirs.insert(volume.name.clone(), dir);
     }
     Ok(dirs)
+}
+
+/// The pod's `securityContext.fsGroup`.
+pub fn fs_group(facts: &PodFacts) -> Option<u32> {
+    let group = facts
+        .pod
+        .spec
+        .as_ref()?
+        .security_context
+        .as_ref()?
+        .fs_group?;
+    u32::try_from(group).ok()
+}
+
+/// What the kubelet does for `fsGroup`: everything in the volume belongs to
+/// the group, which may read it (and write it, if the volume is writable);
+/// directories are setgid, so that new files join the group too.
+fn give_to_group(path: &Path, group: u32, writable: bool) -> Result<()> {
+    let metadata = std::fs::symlink_metadata(path)
+        .map_err(KubeletError::io(format!("reading {}", path.display())))?;
+    std::os::unix::fs::lchown(path, None, Some(group)).map_err(KubeletError::io(format!(
+        "giving {} to group {group}",
+        path.display()
+    )))?;
+    let mode = metadata.permissions().mode() & 0o7777;
+    if metadata.is_dir() {
+        let access = if writable { 0o070 } else { 0o050 };
+        set_mode(path, mode | access | 0o2000)?;
+        let entries = std::fs::read_dir(path)
+            .map_err(KubeletError::io(format!("listing {}", path.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(KubeletError::io(format!("listing {}", path.display())))?;
+            give_to_group(&entry.path(), group, writable)?;
+        }
+    } else if metadata.is_file() {
+        let access = if writable { 0o060 } else { 0o040 };
+        set_mode(path, mode | access)?;
+    }
+    Ok(())
 }
 
 /// One part of a volume's content.
@@ -267,6 +309,19 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_fs_group_gets_the_volume_readable_and_its_directories_setgid() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sub/tls.key");
+        write_file(&file, b"secret", 0o400).unwrap();
+        give_to_group(dir.path(), 65532, false).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&file), 0o440);
+        assert_eq!(mode(&dir.path().join("sub")), 0o2755);
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().gid(), 65532);
+    }
 
     #[test]
     fn paths_must_stay_inside_the_volume() {

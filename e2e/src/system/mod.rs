@@ -5,8 +5,10 @@
 
 mod api_access;
 mod cluster_dns;
+mod simulated;
 
 pub use api_access::{in_cluster_api_address, ApiAccess};
 pub use cluster_dns::{
     render_hosts, ClusterDns, ClusterDnsError, ServiceAddresses, CLUSTER_DOMAIN,
 };
+pub use simulated::{Simulated, SystemError};
